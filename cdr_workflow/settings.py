@@ -1,0 +1,95 @@
+"""Environment → one typed, validated settings object. Every setting has a working default."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cdr_workflow.sources.base import DEFAULT_FILE_PATTERN
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: str
+    drop_dir: Path
+    s3_bucket: str | None
+    s3_prefix: str
+    warehouse_url: str
+    start_date: dt.date
+    file_pattern: re.Pattern[str]
+    reports_dir: Path
+    expected_dir: Path
+    expected_prefix: str
+    max_reject_ratio: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str, default: str) -> str:
+            value = env.get(name, "")
+            return value if value != "" else default
+
+        source = get("CDR_SOURCE", "local").lower()
+        if source not in ("local", "s3"):
+            raise SettingsError(f"CDR_SOURCE must be 'local' or 's3', not {source!r}")
+        bucket = env.get("CDR_S3_BUCKET") or None
+        if source == "s3" and not bucket:
+            raise SettingsError("CDR_S3_BUCKET must name a bucket when CDR_SOURCE=s3")
+        return cls(
+            source=source,
+            drop_dir=Path(get("CDR_DROP_DIR", "data/drop")),
+            s3_bucket=bucket,
+            s3_prefix=env.get("CDR_S3_PREFIX", ""),
+            warehouse_url=_warehouse_url(get("CDR_WAREHOUSE_URL",
+                                             "duckdb:///data/warehouse.duckdb")),
+            start_date=_date("CDR_START_DATE", get("CDR_START_DATE", "2024-01-01")),
+            file_pattern=_pattern(get("CDR_FILE_PATTERN", DEFAULT_FILE_PATTERN)),
+            reports_dir=Path(get("CDR_REPORTS_DIR", "data/reports")),
+            expected_dir=Path(get("CDR_EXPECTED_DIR", "data/expected")),
+            expected_prefix=get("CDR_EXPECTED_PREFIX", "expected/"),
+            max_reject_ratio=_ratio("CDR_MAX_REJECT_RATIO", get("CDR_MAX_REJECT_RATIO", "0.05")),
+        )
+
+
+def _warehouse_url(url: str) -> str:
+    if not url.startswith(("duckdb:///", "postgresql://", "postgres://")):
+        raise SettingsError(
+            "CDR_WAREHOUSE_URL must start with duckdb:/// or postgresql://, "
+            f"not {url.split('://')[0]}://…")
+    return url
+
+
+def _date(name: str, text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a date YYYY-MM-DD, not {text!r}") from None
+
+
+def _pattern(text: str) -> re.Pattern[str]:
+    try:
+        pattern = re.compile(text)
+    except re.error as exc:
+        raise SettingsError(f"CDR_FILE_PATTERN is not a valid regex: {exc}") from None
+    if not {"kind", "date"} <= set(pattern.groupindex):
+        raise SettingsError("CDR_FILE_PATTERN must have named groups (?P<kind>…) and (?P<date>…)")
+    return pattern
+
+
+def _ratio(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise SettingsError(f"{name} must be a number between 0 and 1, not {text!r}")
+    return value

@@ -1,0 +1,24 @@
+"""Where rows go: one `Warehouse` interface, DuckDB (embedded) and PostgreSQL behind it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cdr_workflow.warehouse.base import DayFacts, FileLedger, FileResult, Warehouse
+
+
+def open_warehouse(url: str) -> Warehouse:
+    """`duckdb:///relative/or/absolute.duckdb` or `postgresql://user:pass@host:port/db`."""
+    if url.startswith("duckdb:///"):
+        from cdr_workflow.warehouse.duckdb import DuckDBWarehouse
+
+        return DuckDBWarehouse(Path(url.removeprefix("duckdb:///")))
+    if url.startswith(("postgresql://", "postgres://")):
+        from cdr_workflow.warehouse.postgres import PostgresWarehouse
+
+        return PostgresWarehouse(url)
+    raise ValueError(f"unsupported warehouse URL {url.split('://')[0]}://…; "
+                     "use duckdb:///path or postgresql://…")
+
+
+__all__ = ["DayFacts", "FileLedger", "FileResult", "Warehouse", "open_warehouse"]

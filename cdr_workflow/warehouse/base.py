@@ -1,0 +1,353 @@
+"""The warehouse interface and the SQL both engines share.
+
+A day's load runs in one transaction: it deletes the day's rows of that kind, stages the new
+rows, moves duplicate ids to the rejects, inserts the rest, writes the rejects and the
+`cdr_files` ledger, and checks `rows_read = rows_loaded + rows_rejected` before committing.
+Engines differ only in how they connect, stage Arrow data and spell parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+
+from cdr_workflow.layouts import (
+    KINDS,
+    arrow_schema,
+    event_time_column,
+    id_column,
+    table_columns,
+    table_name,
+)
+from cdr_workflow.reader import Reject
+
+DUPLICATE_OTHER_DAY = "duplicate id, already loaded for another day"
+DUPLICATE_SAME_DAY = "duplicate id, earlier in the same day"
+
+AmountKey = tuple[str | None, str | None]  # (currency, application key)
+
+
+@dataclass(frozen=True)
+class FileLedger:
+    """What the loader knows of one file before the warehouse counts its rows."""
+
+    kind: str
+    cdr_date: dt.date
+    source_file: str
+    source_uri: str
+    size_bytes: int
+    fingerprint: str
+    rows_read: int
+
+
+@dataclass(frozen=True)
+class FileResult:
+    source_file: str
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+
+
+@dataclass(frozen=True)
+class DayFacts:
+    """Raw figures of one kind and day, read back from the warehouse for reconciliation."""
+
+    kind: str
+    cdr_date: dt.date
+    files: list[dict[str, Any]]
+    reject_reasons: dict[str, int]
+    warehouse_amounts: dict[AmountKey, Decimal]
+    file_amounts: dict[AmountKey, Decimal]
+    outcome_mix: dict[tuple[str | None, str | None], int]
+    late_before: int
+    late_after: int
+    duplicates_of_other_days: int
+    missing_days_before: list[dt.date]
+    duplicate_ids_in_table: int
+
+
+def _ddl(kind: str) -> str:
+    cols = ",\n  ".join(f"{c.name} {c.sql_type}" for c in table_columns(kind))
+    return f"CREATE TABLE IF NOT EXISTS {table_name(kind)} (\n  {cols}\n)"
+
+
+SUPPORT_DDL = (
+    """CREATE TABLE IF NOT EXISTS cdr_rejects (
+  kind VARCHAR, cdr_date DATE, source_file VARCHAR, source_line BIGINT,
+  raw_line VARCHAR, reasons VARCHAR, load_id VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS cdr_files (
+  kind VARCHAR, cdr_date DATE, source_file VARCHAR, source_uri VARCHAR, size_bytes BIGINT,
+  fingerprint VARCHAR, rows_read BIGINT, rows_loaded BIGINT, rows_rejected BIGINT,
+  amount_totals VARCHAR, load_id VARCHAR, loaded_at TIMESTAMPTZ)""",
+    """CREATE TABLE IF NOT EXISTS cdr_reconciliation_daily (
+  kind VARCHAR, cdr_date DATE, measure VARCHAR, dimension VARCHAR,
+  value DECIMAL(38, 6), reference_value DECIMAL(38, 6), matches BOOLEAN,
+  computed_at TIMESTAMPTZ)""",
+)
+
+
+class Warehouse(ABC):
+    """One warehouse: DuckDB (embedded) or PostgreSQL, same tables, same invariants."""
+
+    placeholder = "?"
+
+    @abstractmethod
+    @contextmanager
+    def connect(self) -> Iterator[Any]:
+        """A DB-API connection; commits nothing by itself."""
+
+    @abstractmethod
+    def _stage(self, con: Any, stage: str, rows: pa.Table) -> None:
+        """Append Arrow rows to the temporary stage table (by column name)."""
+
+    @abstractmethod
+    def _create_stage(self, con: Any, stage: str, table: str) -> None:
+        """A temporary, empty copy of `table` that lives until the transaction ends."""
+
+    @property
+    @abstractmethod
+    def display_url(self) -> str:
+        """Where the warehouse is, without credentials."""
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
+
+    def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        cur = con.execute(self._sql(sql), params)  # on the connection: temp tables are per session
+        return cur.fetchall() if cur.description else []
+
+    def ensure_tables(self) -> None:
+        with self.connect() as con:
+            for kind in KINDS:
+                self.execute(con, _ddl(kind))
+            for ddl in SUPPORT_DDL:
+                self.execute(con, ddl)
+            con.commit()
+
+    @contextmanager
+    def day_load(self, kind: str, day: dt.date, load_id: str) -> Iterator[DayLoad]:
+        """One transaction replacing a kind's day. Commits on success, rolls back on error."""
+        self.ensure_tables()
+        with self.connect() as con:
+            try:
+                load = DayLoad(self, con, kind, day, load_id)
+                load.begin()
+                yield load
+                load.finish()
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+
+    def day_facts(self, kind: str, day: dt.date, start_date: dt.date) -> DayFacts:
+        self.ensure_tables()
+        with self.connect() as con:
+            return _read_facts(self, con, kind, day, start_date)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        self.ensure_tables()
+        with self.connect() as con:
+            return self.execute(con, sql, params)
+
+    def replace_reconciliation(self, kind: str, day: dt.date, rows: list[tuple]) -> None:
+        self.ensure_tables()
+        with self.connect() as con:
+            self.execute(con, "DELETE FROM cdr_reconciliation_daily "
+                         "WHERE kind = ? AND cdr_date = ?", (kind, day))
+            for row in rows:
+                self.execute(con, "INSERT INTO cdr_reconciliation_daily VALUES (?,?,?,?,?,?,?,?)",
+                             row)
+            con.commit()
+
+
+class DayLoad:
+    """The open transaction of one kind-day load; see `Warehouse.day_load`."""
+
+    def __init__(self, warehouse: Warehouse, con: Any, kind: str, day: dt.date, load_id: str):
+        self.warehouse, self.con, self.kind, self.day, self.load_id = (
+            warehouse, con, kind, day, load_id)
+        self.table = table_name(kind)
+        self.stage = f"stage_{kind}"
+        self.schema = arrow_schema(kind)
+        self.ledgers: list[FileLedger] = []
+        self.file_amounts: dict[str, dict[AmountKey, Decimal]] = {}
+        self.results: list[FileResult] = []
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self.warehouse.execute(self.con, sql, params)
+
+    def begin(self) -> None:
+        for sql in (f"DELETE FROM {self.table} WHERE cdr_date = ?",
+                    "DELETE FROM cdr_rejects WHERE kind = ? AND cdr_date = ?",
+                    "DELETE FROM cdr_files WHERE kind = ? AND cdr_date = ?"):
+            self._run(sql, (self.day,) if sql.count("?") == 1 else (self.kind, self.day))
+        self.warehouse._create_stage(self.con, self.stage, self.table)
+
+    def add_rows(self, source_file: str, rows: pa.Table) -> None:
+        if rows.num_rows == 0:
+            return
+        rows = self._with_lineage(source_file, rows)
+        totals = self.file_amounts.setdefault(source_file, {})
+        for key, amount in amount_totals(rows).items():
+            totals[key] = totals.get(key, Decimal(0)) + amount
+        self.warehouse._stage(self.con, self.stage, rows)
+
+    def add_rejects(self, source_file: str, rejects: list[Reject]) -> None:
+        if not rejects:
+            return
+        self.warehouse._stage(self.con, "cdr_rejects", pa.table({
+            "kind": [self.kind] * len(rejects),
+            "cdr_date": pa.array([self.day] * len(rejects), pa.date32()),
+            "source_file": [source_file] * len(rejects),
+            "source_line": pa.array([r.line for r in rejects], pa.int64()),
+            "raw_line": [r.raw_line for r in rejects],
+            "reasons": ["; ".join(r.reasons) for r in rejects],
+            "load_id": [self.load_id] * len(rejects),
+        }))
+
+    def add_file(self, ledger: FileLedger) -> None:
+        self.ledgers.append(ledger)
+
+    def _with_lineage(self, source_file: str, rows: pa.Table) -> pa.Table:
+        n = rows.num_rows
+        constants = {"cdr_date": pa.array([self.day] * n, pa.date32()),
+                     "source_file": pa.array([source_file] * n, pa.string()),
+                     "load_id": pa.array([self.load_id] * n, pa.string())}
+        columns = [rows.column(f.name) if f.name in rows.column_names else
+                   constants.get(f.name, pa.nulls(n, f.type)) for f in self.schema]
+        return pa.Table.from_arrays(columns, schema=self.schema)
+
+    def finish(self) -> None:
+        self._reject_duplicates()
+        cols = ", ".join(c.name for c in table_columns(self.kind))
+        self._run(f"""INSERT INTO {self.table} ({cols}) SELECT {cols} FROM {self.stage} s
+            WHERE NOT EXISTS (SELECT 1 FROM cdr_rejects r WHERE r.kind = ? AND r.cdr_date = ?
+              AND r.source_file = s.source_file AND r.source_line = s.source_line)""",
+                  (self.kind, self.day))
+        self.results = [self._write_ledger(ledger) for ledger in self.ledgers]
+
+    def _reject_duplicates(self) -> None:
+        """Every later copy of an id becomes a reject naming where the original is."""
+        key = id_column(self.kind)
+        self._run(f"""INSERT INTO cdr_rejects
+            SELECT ?, ?, s.source_file, s.source_line, NULL,
+                   ? || ': ' || s.{key} || ' is in ' || t.source_file
+                     || ' line ' || CAST(t.source_line AS VARCHAR)
+                     || ' (cdr_date ' || CAST(t.cdr_date AS VARCHAR) || ')', ?
+            FROM {self.stage} s JOIN {self.table} t ON t.{key} = s.{key}""",
+                  (self.kind, self.day, DUPLICATE_OTHER_DAY, self.load_id))
+        self._run(f"""INSERT INTO cdr_rejects
+            SELECT ?, ?, source_file, source_line, NULL,
+                   ? || ': ' || {key} || ' is in ' || first_file
+                     || ' line ' || CAST(first_line AS VARCHAR), ?
+            FROM (SELECT source_file, source_line, {key},
+                    FIRST_VALUE(source_file) OVER w AS first_file,
+                    FIRST_VALUE(source_line) OVER w AS first_line,
+                    ROW_NUMBER() OVER w AS copy_number
+                  FROM {self.stage} s
+                  WHERE NOT EXISTS (SELECT 1 FROM {self.table} t WHERE t.{key} = s.{key})
+                  WINDOW w AS (PARTITION BY {key} ORDER BY source_file, source_line)) copies
+            WHERE copy_number > 1""", (self.kind, self.day, DUPLICATE_SAME_DAY, self.load_id))
+        for source_file, currency, app_key, amount in self._duplicate_amounts():
+            totals = self.file_amounts[source_file]
+            totals[(currency, app_key)] -= Decimal(amount)
+
+    def _duplicate_amounts(self) -> list[tuple]:
+        if "amount" not in self.schema.names:
+            return []
+        return self._run(f"""SELECT s.source_file, s.currency, s.application_key, SUM(s.amount)
+            FROM {self.stage} s JOIN cdr_rejects r ON r.kind = ? AND r.cdr_date = ?
+              AND r.source_file = s.source_file AND r.source_line = s.source_line
+            WHERE s.amount IS NOT NULL GROUP BY 1, 2, 3""", (self.kind, self.day))
+
+    def _write_ledger(self, ledger: FileLedger) -> FileResult:
+        (loaded,), = self._run(
+            f"SELECT COUNT(*) FROM {self.table} WHERE cdr_date = ? AND source_file = ?",
+            (self.day, ledger.source_file))
+        (rejected,), = self._run(
+            "SELECT COUNT(*) FROM cdr_rejects WHERE kind = ? AND cdr_date = ? AND source_file = ?",
+            (self.kind, self.day, ledger.source_file))
+        if ledger.rows_read != loaded + rejected:
+            raise RuntimeError(
+                f"{ledger.source_file}: read {ledger.rows_read} lines but loaded {loaded} and "
+                f"rejected {rejected}; rolling back rather than losing lines")
+        totals = self.file_amounts.get(ledger.source_file, {})
+        self._run("INSERT INTO cdr_files VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
+            ledger.kind, ledger.cdr_date, ledger.source_file, ledger.source_uri,
+            ledger.size_bytes, ledger.fingerprint, ledger.rows_read, loaded, rejected,
+            encode_amounts(totals), self.load_id, dt.datetime.now(dt.UTC)))
+        return FileResult(ledger.source_file, ledger.rows_read, loaded, rejected)
+
+
+def amount_totals(rows: pa.Table) -> dict[AmountKey, Decimal]:
+    """Exact amount totals per (currency, application key) of Arrow rows."""
+    if "amount" not in rows.column_names:
+        return {}
+    grouped = rows.group_by(["currency", "application_key"], use_threads=False).aggregate(
+        [("amount", "sum")]).to_pylist()
+    return {(g["currency"], g["application_key"]): g["amount_sum"] for g in grouped
+            if g["amount_sum"] is not None}
+
+
+def encode_amounts(totals: dict[AmountKey, Decimal]) -> str:
+    return json.dumps([[c, k, str(v)] for (c, k), v in sorted(
+        totals.items(), key=lambda item: (str(item[0][0]), str(item[0][1])))])
+
+
+def decode_amounts(text: str | None) -> dict[AmountKey, Decimal]:
+    return {(c, k): Decimal(v) for c, k, v in json.loads(text or "[]")}
+
+
+def _read_facts(wh: Warehouse, con: Any, kind: str, day: dt.date, start: dt.date) -> DayFacts:
+    def run(sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return wh.execute(con, sql, params)
+
+    table, key, event = table_name(kind), id_column(kind), event_time_column(kind)
+    file_cols = ["source_file", "source_uri", "size_bytes", "fingerprint", "rows_read",
+                 "rows_loaded", "rows_rejected", "amount_totals", "load_id"]
+    files = [dict(zip(file_cols, r, strict=True)) for r in run(
+        f"SELECT {', '.join(file_cols)} FROM cdr_files WHERE kind = ? AND cdr_date = ? "
+        "ORDER BY source_file", (kind, day))]
+    file_amounts: dict[AmountKey, Decimal] = {}
+    for f in files:
+        for k, v in decode_amounts(f.pop("amount_totals")).items():
+            file_amounts[k] = file_amounts.get(k, Decimal(0)) + v
+    reasons: dict[str, int] = {}
+    for text, count in run("SELECT reasons, COUNT(*) FROM cdr_rejects WHERE kind = ? AND "
+                           "cdr_date = ? GROUP BY reasons", (kind, day)):
+        for reason in text.split("; "):
+            rule = reason.split(":")[0]
+            reasons[rule] = reasons.get(rule, 0) + count
+    amounts = {}
+    if "amount" in arrow_schema(kind).names:
+        amounts = {(c, k): Decimal(v) for c, k, v in run(
+            f"SELECT currency, application_key, SUM(amount) FROM {table} WHERE cdr_date = ? "
+            "AND amount IS NOT NULL GROUP BY 1, 2", (day,))}
+    mix = {(r, why): n for r, why, n in run(
+        f"SELECT result, reason, COUNT(*) FROM {table} WHERE cdr_date = ? GROUP BY 1, 2", (day,))}
+    (before, after), = run(
+        f"""SELECT COUNT(*) FILTER (WHERE CAST({event} AT TIME ZONE 'UTC' AS DATE) < ?),
+                   COUNT(*) FILTER (WHERE CAST({event} AT TIME ZONE 'UTC' AS DATE) > ?)
+            FROM {table} WHERE cdr_date = ?""", (day, day, day))
+    loaded_days = {r[0] for r in run(
+        "SELECT DISTINCT cdr_date FROM cdr_files WHERE kind = ? AND cdr_date >= ? AND cdr_date < ?",
+        (kind, start, day))}
+    missing = [start + dt.timedelta(days=i) for i in range((day - start).days)
+               if start + dt.timedelta(days=i) not in loaded_days]
+    (dupes,), = run(f"SELECT COUNT(*) FROM (SELECT {key} FROM {table} WHERE {key} IN "
+                    f"(SELECT {key} FROM {table} WHERE cdr_date = ?) "
+                    f"GROUP BY {key} HAVING COUNT(*) > 1) d", (day,))
+    return DayFacts(
+        kind=kind, cdr_date=day, files=files, reject_reasons=reasons,
+        warehouse_amounts=amounts, file_amounts=file_amounts, outcome_mix=mix,
+        late_before=before, late_after=after,
+        duplicates_of_other_days=reasons.get(DUPLICATE_OTHER_DAY, 0),
+        missing_days_before=missing, duplicate_ids_in_table=dupes)

@@ -1,0 +1,56 @@
+"""The embedded warehouse: one DuckDB file, one writer at a time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from cdr_workflow.warehouse.base import Warehouse
+
+LOCK_WAIT_SECONDS = 120.0  # another process holding the file: wait, then fail clearly
+
+
+class DuckDBWarehouse(Warehouse):
+    def __init__(self, path: Path):
+        self.path = path
+
+    @property
+    def display_url(self) -> str:
+        return f"duckdb:///{self.path}"
+
+    @contextmanager
+    def connect(self) -> Iterator[Any]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = self._connect_waiting()
+        try:
+            con.begin()
+            yield con
+        finally:
+            con.close()
+
+    def _connect_waiting(self) -> duckdb.DuckDBPyConnection:
+        """DuckDB allows one writing process per file; a second waits for the first."""
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        delay = 0.1
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _create_stage(self, con: Any, stage: str, table: str) -> None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM {table} LIMIT 0")
+
+    def _stage(self, con: Any, stage: str, rows: pa.Table) -> None:
+        con.register("incoming_rows", rows)
+        con.execute(f"INSERT INTO {stage} BY NAME SELECT * FROM incoming_rows")
+        con.unregister("incoming_rows")
