@@ -238,16 +238,16 @@ class DayLoad:
         """Every later copy of an id becomes a reject naming where the original is."""
         key = id_column(self.kind)
         self._run(f"""INSERT INTO cdr_rejects
-            SELECT ?, ?, s.source_file, s.source_line, NULL,
-                   ? || ': ' || s.{key} || ' is in ' || t.source_file
+            SELECT CAST(? AS VARCHAR), CAST(? AS DATE), s.source_file, s.source_line, NULL,
+                   CAST(? AS VARCHAR) || ': ' || s.{key} || ' is in ' || t.source_file
                      || ' line ' || CAST(t.source_line AS VARCHAR)
-                     || ' (cdr_date ' || CAST(t.cdr_date AS VARCHAR) || ')', ?
+                     || ' (cdr_date ' || CAST(t.cdr_date AS VARCHAR) || ')', CAST(? AS VARCHAR)
             FROM {self.stage} s JOIN {self.table} t ON t.{key} = s.{key}""",
                   (self.kind, self.day, DUPLICATE_OTHER_DAY, self.load_id))
         self._run(f"""INSERT INTO cdr_rejects
-            SELECT ?, ?, source_file, source_line, NULL,
-                   ? || ': ' || {key} || ' is in ' || first_file
-                     || ' line ' || CAST(first_line AS VARCHAR), ?
+            SELECT CAST(? AS VARCHAR), CAST(? AS DATE), source_file, source_line, NULL,
+                   CAST(? AS VARCHAR) || ': ' || {key} || ' is in ' || first_file
+                     || ' line ' || CAST(first_line AS VARCHAR), CAST(? AS VARCHAR)
             FROM (SELECT source_file, source_line, {key},
                     FIRST_VALUE(source_file) OVER w AS first_file,
                     FIRST_VALUE(source_line) OVER w AS first_line,

@@ -1,0 +1,80 @@
+"""Shared fixtures: a scratch workspace (drop folder, warehouse, reports) and the warehouses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from cdr_workflow.defs import build_definitions
+from cdr_workflow.settings import Settings
+from cdr_workflow.warehouse import Warehouse, open_warehouse
+
+DAY = dt.date(2026, 11, 21)
+POSTGRES_URL_VAR = "CDR_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def postgres_url() -> str:
+    """The test PostgreSQL server; outside CI a missing server skips, inside CI it fails."""
+    url = os.environ.get(POSTGRES_URL_VAR, DEFAULT_POSTGRES_URL)
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            raise RuntimeError(f"PostgreSQL at {POSTGRES_URL_VAR} is required in CI") from exc
+        pytest.skip(f"no PostgreSQL reachable at {url} (set {POSTGRES_URL_VAR})")
+    return url
+
+
+@pytest.fixture
+def fresh_postgres_url(tmp_path: Path) -> str:
+    """A database of our own on the test server, dropped afterwards."""
+    base = postgres_url()
+    name = f"cdr_test_{os.getpid()}_{abs(hash(tmp_path)) % 10**8}"
+    with psycopg.connect(base, autocommit=True) as con:
+        con.execute(f"CREATE DATABASE {name}")
+    yield base.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(base, autocommit=True) as con:
+        con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path}/warehouse.duckdb"
+    return request.getfixturevalue("fresh_postgres_url")
+
+
+@pytest.fixture
+def warehouse(warehouse_url: str) -> Warehouse:
+    return open_warehouse(warehouse_url)
+
+
+@pytest.fixture
+def env(tmp_path: Path, warehouse_url: str) -> dict[str, str]:
+    return {
+        "CDR_DROP_DIR": str(tmp_path / "drop"),
+        "CDR_WAREHOUSE_URL": warehouse_url,
+        "CDR_REPORTS_DIR": str(tmp_path / "reports"),
+        "CDR_START_DATE": "2026-11-01",
+    }
+
+
+@pytest.fixture
+def settings(env: dict[str, str]) -> Settings:
+    return Settings.from_env(env)
+
+
+@pytest.fixture
+def defs(settings: Settings):
+    return build_definitions(settings)
+
+
+@pytest.fixture
+def drop_dir(settings: Settings) -> Path:
+    settings.drop_dir.mkdir(parents=True, exist_ok=True)
+    return settings.drop_dir

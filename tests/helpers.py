@@ -1,0 +1,38 @@
+"""Small builders for CDR text used across tests."""
+
+from __future__ import annotations
+
+import io
+
+from cdr_workflow.layouts import LAYOUTS
+from cdr_workflow.reader import Chunk, read_cdr_file
+
+PT_HEADER = ";".join(f.sinch_name for f in LAYOUTS["phone_terminated"].fields)
+
+
+def pt_row(call_id: str = "c1", **overrides: str) -> dict[str, str]:
+    row = {
+        "CallId": call_id, "UserSpaceId": "1001", "CallTime": "2026-11-21T10:00:00Z",
+        "Result": "ANSWERED", "Reason": "N/A", "Duration": "30",
+        "AnswerTime": "2026-11-21T10:00:05Z", "From": "+46700000001", "To": "+46700000002",
+        "Amount": "0.0125", "Currency": "EUR", "Custom": "", "ApplicationKey": "app-1",
+        "UserId": "user-1", "ToCountryId": "SE",
+    }
+    row.update(overrides)
+    return row
+
+
+def line(row: dict[str, str], layout: str = "phone_terminated") -> str:
+    return ";".join(row[f.sinch_name] for f in LAYOUTS[layout].fields)
+
+
+def read_text(text: str | bytes, kind: str = "voice", name: str = "voice_2026-11-21.csv",
+              **options) -> list[Chunk]:
+    data = text.encode() if isinstance(text, str) else text
+    return list(read_cdr_file(io.BytesIO(data), name, kind, **options))
+
+
+def rows_and_rejects(text: str | bytes, **kwargs) -> tuple[list[dict], list]:
+    chunks = read_text(text, **kwargs)
+    rows = [r for c in chunks for r in c.rows.to_pylist()]
+    return rows, [r for c in chunks for r in c.rejects]

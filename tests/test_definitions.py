@@ -1,0 +1,121 @@
+"""The real Definitions object: structure, a day's materialization, backfill ranges."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+
+from cdr_workflow.demo import write_day
+from cdr_workflow.warehouse import open_warehouse
+
+DAY = dt.date(2026, 11, 21)
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+ASSETS = ["verification_file", "verification_cdrs", "verification_reconciliation",
+          "voice_file", "voice_cdrs", "voice_reconciliation"]
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def run_day(defs, instance, day: dt.date) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def("cdr_day_job").execute_in_process(
+        partition_key=day.isoformat(), instance=instance, raise_on_error=False)
+
+
+def run_range(defs, instance, first: dt.date, last: dt.date) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def("cdr_day_job").execute_in_process(
+        instance=instance, raise_on_error=False,
+        tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()})
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
+def test_definitions_hold_the_assets_groups_checks_and_automation(defs):
+    graph = defs.resolve_asset_graph()
+    keys = sorted(k.to_user_string() for k in graph.get_all_asset_keys())
+    assert keys == sorted(ASSETS)
+    for name in ASSETS:
+        node = graph.get(dg.AssetKey(name))
+        assert node.group_name == name.split("_")[0]
+        assert node.description
+        assert node.partitions_def.get_first_partition_key() == "2026-11-01"
+        assert node.backfill_policy == dg.BackfillPolicy.single_run()
+    table = graph.get(dg.AssetKey("voice_cdrs"))
+    columns = [c.name for c in table.metadata["dagster/column_schema"].columns]
+    assert {"call_id", "call_type", "amount", "cdr_date", "source_line"} <= set(columns)
+    checks = {k.name for k in graph.asset_check_keys if k.asset_key == dg.AssetKey("voice_cdrs")}
+    assert checks == {"reject_ratio", "counts_add_up", "no_duplicate_ids", "amounts_match_file"}
+    assert defs.resolve_sensor_def("cdr_file_sensor").default_status == \
+        dg.DefaultSensorStatus.RUNNING
+    assert defs.resolve_schedule_def("cdr_daily_schedule").cron_schedule == "0 6 * * *"
+
+
+def test_materialize_a_day_loads_every_file_and_rerunning_changes_nothing(
+        defs, settings, instance, drop_dir):
+    write_day(drop_dir, DAY, rows_per_file=50)
+    first = run_day(defs, instance, DAY)
+    assert first.success
+    warehouse = open_warehouse(settings.warehouse_url)
+    snapshot_sql = ("SELECT kind, source_file, rows_read, rows_loaded, rows_rejected "
+                    "FROM cdr_files ORDER BY source_file")
+    files = warehouse.query(snapshot_sql)
+    assert [f[1] for f in files] == sorted(p.name for p in drop_dir.iterdir())
+    assert all(read == loaded + rejected for _, _, read, loaded, rejected in files)
+    call_types = warehouse.query("SELECT DISTINCT call_type FROM voice_cdrs ORDER BY 1")
+    assert call_types == [("app_app",), ("phone_originated",), ("phone_terminated",),
+                          ("sip_terminated",)]
+
+    assert run_day(defs, instance, DAY).success
+    assert warehouse.query(snapshot_sql) == files
+    assert warehouse.query("SELECT COUNT(*) - COUNT(DISTINCT call_id) FROM voice_cdrs") == [(0,)]
+
+    checks = first.get_asset_check_evaluations()
+    assert {(c.asset_key.to_user_string(), c.check_name, c.passed) for c in checks} >= {
+        ("voice_cdrs", "counts_add_up", True), ("voice_cdrs", "amounts_match_file", True),
+        ("voice_cdrs", "no_duplicate_ids", True), ("verification_cdrs", "reject_ratio", True)}
+    report = (settings.reports_dir / "voice" / "2026-11-21.md").read_text()
+    assert "# Voice CDRs, 2026-11-21" in report and "late records" in report
+    rows = warehouse.query("SELECT value FROM cdr_reconciliation_daily "
+                           "WHERE kind = 'voice' AND measure = 'late_records_before_day'")
+    assert rows == [(1,)]  # the demo's late app-app record
+
+
+def test_materialization_metadata_plots_across_partitions(defs, instance, drop_dir):
+    write_day(drop_dir, DAY, rows_per_file=20)
+    assert run_day(defs, instance, DAY).success
+    event = instance.get_latest_materialization_event(dg.AssetKey("voice_reconciliation"))
+    metadata = event.asset_materialization.metadata
+    assert event.asset_materialization.partition == "2026-11-21"
+    assert metadata["rows_read"].value == 81
+    assert isinstance(metadata["report"], dg.MarkdownMetadataValue)
+    assert metadata["late_records"].value == 1
+
+
+def test_a_range_loads_in_one_run_and_a_missing_day_fails_alone(defs, instance, drop_dir):
+    for day in (DAY - dt.timedelta(days=2), DAY):  # the day between has no file
+        write_day(drop_dir, day, rows_per_file=10)
+    result = run_range(defs, instance, DAY - dt.timedelta(days=2), DAY)
+    assert not result.success
+    failures = {e.step_key: e.step_failure_data.user_failure_data.description
+                for e in result.all_events if e.is_step_failure}
+    assert failures["verification_pipeline"].startswith(
+        "1 of 3 verification day(s) failed:\n- 2026-11-20: no verification CDR file for "
+        "2026-11-20 in folder")
+    for asset in ASSETS:
+        done = instance.get_materialized_partitions(dg.AssetKey(asset))
+        assert done == {"2026-11-19", "2026-11-21"}, asset
+
+
+def test_a_full_range_succeeds(defs, instance, drop_dir):
+    days = [DAY - dt.timedelta(days=i) for i in range(3)]
+    for day in days:
+        write_day(drop_dir, day, rows_per_file=10)
+    assert run_range(defs, instance, days[-1], days[0]).success
+    done = instance.get_materialized_partitions(dg.AssetKey("voice_cdrs"))
+    assert done == {d.isoformat() for d in days}

@@ -1,0 +1,190 @@
+"""The reader on every dialect point Sinch files may take."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+from helpers import PT_HEADER, line, pt_row, read_text, rows_and_rejects
+
+from cdr_workflow.layouts import LAYOUTS
+from cdr_workflow.reader import CdrFileError
+
+UTC = dt.UTC
+
+
+def test_header_row_maps_columns_and_types_values_exactly():
+    rows, rejects = rows_and_rejects(f"{PT_HEADER}\n{line(pt_row())}\n")
+    assert rejects == []
+    (row,) = rows
+    assert row["call_id"] == "c1"
+    assert row["call_type"] == "phone_terminated"
+    assert row["amount"] == Decimal("0.012500")
+    assert row["call_time"] == dt.datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+    assert row["duration"] == 30
+    assert row["source_line"] == 2
+
+
+def test_columns_matched_by_name_in_any_order():
+    names = PT_HEADER.split(";")[::-1]
+    values = line(pt_row()).split(";")[::-1]
+    rows, rejects = rows_and_rejects(";".join(names) + "\n" + ";".join(values) + "\n")
+    assert rejects == []
+    assert rows[0]["call_id"] == "c1" and rows[0]["to_country_id"] == "SE"
+
+
+def test_no_header_uses_sinch_field_order():
+    rows, _ = rows_and_rejects(line(pt_row()) + "\n" + line(pt_row("c2")) + "\n")
+    assert [r["call_id"] for r in rows] == ["c1", "c2"]
+    assert rows[0]["source_line"] == 1
+
+
+@pytest.mark.parametrize("layout", ["phone_terminated", "phone_originated", "app_app",
+                                    "sip_terminated"])
+def test_voice_call_type_comes_from_the_header(layout):
+    fields = LAYOUTS[layout].fields
+    header = ";".join(f.sinch_name for f in fields)
+    values = {**pt_row(), "FromUserId": "u1", "ToUserId": "u2"}
+    rows, rejects = rows_and_rejects(f"{header}\n{line(values, layout)}\n")
+    assert rejects == []
+    assert rows[0]["call_type"] == layout
+
+
+@pytest.mark.parametrize("name,layout", [("voice_app_app_2026-11-21.csv", "app_app"),
+                                         ("voice_sip_terminated_2026-11-21.csv", "sip_terminated")])
+def test_headerless_ten_field_voice_files_are_told_apart_by_name(name, layout):
+    values = {**pt_row(), "FromUserId": "u1", "ToUserId": "u2"}
+    rows, _ = rows_and_rejects(line(values, layout) + "\n", name=name)
+    assert rows[0]["call_type"] == layout
+
+
+def test_headerless_ten_field_file_without_a_hint_is_a_clear_file_error():
+    values = {**pt_row(), "FromUserId": "u1", "ToUserId": "u2"}
+    with pytest.raises(CdrFileError, match="voice_2026-11-21.csv, line 1: no header and 10"):
+        read_text(line(values, "app_app") + "\n")
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("2026-11-21T10:00:00Z", dt.datetime(2026, 11, 21, 10, 0, tzinfo=UTC)),
+    ("2026-11-21T12:00:00+02:00", dt.datetime(2026, 11, 21, 10, 0, tzinfo=UTC)),
+    ("2026-11-21T05:30:00-0430", dt.datetime(2026, 11, 21, 10, 0, tzinfo=UTC)),
+    ("2026-11-21T10:00:00.5Z", dt.datetime(2026, 11, 21, 10, 0, 0, 500000, tzinfo=UTC)),
+    ("2026-11-21T10:00:00.1234567Z", dt.datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC)),
+    ("2026-11-21 10:00:00", dt.datetime(2026, 11, 21, 10, 0, tzinfo=UTC)),
+    ("2026-11-21T10:00:00", dt.datetime(2026, 11, 21, 10, 0, tzinfo=UTC)),
+])
+def test_timestamp_forms(text, expected):
+    rows, rejects = rows_and_rejects(
+        f"{PT_HEADER}\n{line(pt_row(CallTime=text, AnswerTime=''))}\n")
+    assert rejects == []
+    assert rows[0]["call_time"] == expected
+
+
+@pytest.mark.parametrize("bad", ["21/11/2026 10:00", "2026-13-21T10:00:00Z", "yesterday"])
+def test_bad_timestamps_are_rejected_with_the_value(bad):
+    _, rejects = rows_and_rejects(f"{PT_HEADER}\n{line(pt_row(CallTime=bad))}\n")
+    (reject,) = rejects
+    assert reject.line == 2
+    assert any(r.startswith("CallTime is not") and bad in r for r in reject.reasons)
+
+
+def test_gzip_is_recognised_by_content():
+    data = gzip.compress(f"{PT_HEADER}\n{line(pt_row())}\n".encode())
+    rows, _ = rows_and_rejects(data, name="voice_2026-11-21.csv.gz")
+    assert rows[0]["call_id"] == "c1"
+
+
+def test_corrupt_gzip_is_a_file_error():
+    data = gzip.compress(f"{PT_HEADER}\n{line(pt_row())}\n".encode() * 50)[:60]
+    with pytest.raises(CdrFileError, match="cannot decompress"):
+        read_text(data, name="voice_2026-11-21.csv.gz")
+
+
+def test_utf8_bom_and_crlf():
+    data = b"\xef\xbb\xbf" + f"{PT_HEADER}\r\n{line(pt_row())}\r\n".encode()
+    rows, rejects = rows_and_rejects(data)
+    assert rejects == []
+    assert rows[0]["call_id"] == "c1" and rows[0]["to_country_id"] == "SE"
+
+
+def test_quoted_semicolons_and_line_breaks_keep_line_numbers():
+    custom = '"a;b\r\nc ""quoted"""'
+    text = f"{PT_HEADER}\n{line(pt_row('c1', Custom=custom))}\n{line(pt_row('c2'))}\n"
+    rows, _ = rows_and_rejects(text)
+    assert rows[0]["custom"] == 'a;b\r\nc "quoted"'
+    assert [r["source_line"] for r in rows] == [2, 4]
+
+
+def test_na_is_a_value_and_empty_is_null():
+    rows, _ = rows_and_rejects(f"{PT_HEADER}\n{line(pt_row(Reason='N/A', Custom=''))}\n")
+    assert rows[0]["reason"] == "N/A"
+    assert rows[0]["custom"] is None
+
+
+def test_decimal_comma_is_tolerated_and_amounts_stay_exact():
+    rows, _ = rows_and_rejects(f"{PT_HEADER}\n{line(pt_row(Amount='0,123456'))}\n")
+    assert rows[0]["amount"] == Decimal("0.123456")
+
+
+def test_more_decimal_places_than_kept_is_a_reject_not_a_rounding():
+    _, rejects = rows_and_rejects(f"{PT_HEADER}\n{line(pt_row(Amount='0.1234567'))}\n")
+    assert "Amount is not a decimal with at most 6 decimal places" in rejects[0].reasons[0]
+
+
+def test_unknown_columns_are_kept_as_json():
+    text = f"{PT_HEADER};Region\n{line(pt_row())};north\n"
+    rows, _ = rows_and_rejects(text)
+    assert rows[0]["extra_fields"] == '{"Region": "north"}'
+
+
+def test_wrong_field_count_rejects_that_line_only():
+    text = f"{PT_HEADER}\n{line(pt_row('c1'))}\nc2;1;2\n{line(pt_row('c3'))}\n"
+    rows, rejects = rows_and_rejects(text)
+    assert [r["call_id"] for r in rows] == ["c1", "c3"]
+    assert rejects[0].line == 3
+    assert rejects[0].raw_line == "c2;1;2"
+    assert rejects[0].reasons == ("expected 15 fields, found 3",)
+
+
+def test_bytes_that_are_not_utf8_reject_the_line():
+    bad = line(pt_row("c2", Custom="caf\xe9")).encode("latin-1")
+    data = f"{PT_HEADER}\n{line(pt_row('c1'))}\n".encode() + bad + b"\n"
+    rows, rejects = rows_and_rejects(data)
+    assert [r["call_id"] for r in rows] == ["c1"]
+    assert rejects[0].line == 3 and "not valid UTF-8" in rejects[0].reasons[0]
+
+
+def test_missing_required_header_column_is_a_file_error():
+    header = PT_HEADER.replace("CallId;", "")
+    with pytest.raises(CdrFileError, match="lacks required column"):
+        read_text(f"{header}\n")
+
+
+def test_streams_in_blocks_with_line_numbers_across_block_boundaries():
+    rows_in = [line(pt_row(f"c{i}", Custom='"x\ny"' if i % 7 == 0 else "")) for i in range(500)]
+    text = PT_HEADER + "\n" + "\n".join(rows_in) + "\n"
+    chunks = read_text(text, block_bytes=4096)
+    assert len(chunks) > 10
+    assert all(isinstance(c.rows, pa.Table) for c in chunks)
+    rows = [r for c in chunks for r in c.rows.to_pylist()]
+    assert [r["call_id"] for r in rows] == [f"c{i}" for i in range(500)]
+    expected_line, lines = 2, []
+    for i in range(500):
+        lines.append(expected_line)
+        expected_line += 2 if i % 7 == 0 else 1
+    assert [r["source_line"] for r in rows] == lines
+
+
+def test_missing_final_newline_and_blank_lines():
+    text = f"{PT_HEADER}\n\n{line(pt_row('c1'))}\n\n{line(pt_row('c2'))}"
+    rows, rejects = rows_and_rejects(text)
+    assert [(r["call_id"], r["source_line"]) for r in rows] == [("c1", 3), ("c2", 5)]
+    assert rejects == []
+
+
+def test_header_only_and_empty_files_read_no_lines():
+    assert read_text(f"{PT_HEADER}\n") == []
+    assert read_text(b"") == []

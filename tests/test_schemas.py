@@ -1,0 +1,135 @@
+"""Each Sinch layout's rules, through the reader, as a file would meet them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pytest
+from helpers import rows_and_rejects
+
+from cdr_workflow.demo import verification_row, voice_row
+from cdr_workflow.layouts import LAYOUTS, VERIFICATION
+from cdr_workflow.schemas import schema_for
+
+DAY = dt.date(2026, 11, 21)
+
+
+def good_row(layout_name: str) -> dict[str, str]:
+    rng = random.Random(3)
+    layout = LAYOUTS[layout_name]
+    if layout is VERIFICATION:
+        row = verification_row(rng, DAY, 1)
+        row.update(Result="SUCCESSFUL", Reason="N/A")
+        return row
+    row = voice_row(rng, layout, DAY, 1)
+    row["Result"] = "ANSWERED"
+    if "AnswerTime" in row:
+        row["AnswerTime"] = "2026-11-21T10:00:05Z"
+    row["CallTime"] = "2026-11-21T10:00:00Z"
+    return row
+
+
+def check(layout_name: str, **overrides: str) -> tuple[list, list]:
+    layout = LAYOUTS[layout_name]
+    row = {**good_row(layout_name), **overrides}
+    header = ";".join(f.sinch_name for f in layout.fields)
+    body = ";".join(row[f.sinch_name] for f in layout.fields)
+    kind = layout.kind
+    return rows_and_rejects(f"{header}\n{body}\n", kind=kind, name=f"{kind}_2026-11-21.csv")
+
+
+ALL = list(LAYOUTS)
+VOICE = [n for n in ALL if n != "verification"]
+WITH_AMOUNT = [n for n in ALL if LAYOUTS[n].amount_column]
+
+
+@pytest.mark.parametrize("layout", ALL)
+def test_a_good_row_passes(layout):
+    rows, rejects = check(layout)
+    assert rejects == [] and len(rows) == 1
+
+
+@pytest.mark.parametrize("layout", ALL)
+def test_result_outside_the_documented_enum_is_rejected(layout):
+    _, rejects = check(layout, Result="MAYBE")
+    assert rejects[0].reasons == (
+        f"Result is not one of {', '.join(LAYOUTS[layout].field('result').allowed)}",)
+
+
+@pytest.mark.parametrize("layout", ["phone_terminated", "phone_originated", "app_app"])
+def test_reason_outside_the_documented_enum_is_rejected(layout):
+    _, rejects = check(layout, Reason="SOLAR_FLARE")
+    assert rejects[0].reasons[0].startswith("Reason is not one of N/A")
+
+
+def test_sip_reason_is_free_text_as_sinch_documents_no_list():
+    rows, rejects = check("sip_terminated", Reason="487 Request Terminated")
+    assert rejects == [] and rows[0]["reason"] == "487 Request Terminated"
+
+
+def test_verification_method_enum():
+    _, rejects = check("verification", Method="pigeon")
+    assert rejects[0].reasons == ("Method is not one of flashCall, SMS, callout",)
+
+
+@pytest.mark.parametrize("layout", ALL)
+def test_empty_id_is_rejected(layout):
+    id_field = "VerificationId" if layout == "verification" else "CallId"
+    _, rejects = check(layout, **{id_field: ""})
+    assert rejects[0].reasons == (f"{id_field} is missing",)
+
+
+@pytest.mark.parametrize("layout", VOICE)
+def test_negative_duration_is_rejected(layout):
+    _, rejects = check(layout, Duration="-1")
+    assert rejects[0].reasons == ("Duration is negative",)
+
+
+@pytest.mark.parametrize("layout", WITH_AMOUNT)
+def test_negative_amount_is_rejected(layout):
+    _, rejects = check(layout, Amount="-0.01")
+    assert rejects[0].reasons == ("Amount is negative",)
+
+
+@pytest.mark.parametrize("layout", WITH_AMOUNT)
+def test_currency_must_be_three_capitals(layout):
+    _, rejects = check(layout, Currency="eur")
+    assert rejects[0].reasons == ("Currency is not a 3-letter ISO 4217 code",)
+
+
+@pytest.mark.parametrize("layout,field", [("verification", "Country"),
+                                          ("phone_terminated", "ToCountryId")])
+def test_country_must_be_two_capitals(layout, field):
+    _, rejects = check(layout, **{field: "Sweden"})
+    assert rejects[0].reasons == (f"{field} is not a 2-letter ISO 3166 code",)
+
+
+def test_answer_time_before_call_time_is_rejected():
+    _, rejects = check("phone_terminated", AnswerTime="2026-11-21T09:59:59Z")
+    assert rejects[0].reasons == ("answer_time is before call_time",)
+
+
+def test_end_before_start_is_rejected():
+    _, rejects = check("verification", StartTimestamp="2026-11-21T10:00:00Z",
+                       EndTimestamp="2026-11-21T09:00:00Z")
+    assert rejects[0].reasons == ("end_timestamp is before start_timestamp",)
+
+
+@pytest.mark.parametrize("layout", ALL)
+def test_ids_unique_within_the_file_later_copy_rejected(layout):
+    field = LAYOUTS[layout]
+    row = good_row(layout)
+    header = ";".join(f.sinch_name for f in field.fields)
+    body = ";".join(row[f.sinch_name] for f in field.fields)
+    rows, rejects = rows_and_rejects(f"{header}\n{body}\n{body}\n", kind=field.kind,
+                                     name=f"{field.kind}_2026-11-21.csv")
+    assert len(rows) == 1 and rows[0]["source_line"] == 2
+    assert rejects[0].line == 3 and "duplicates an earlier line" in rejects[0].reasons[0]
+
+
+@pytest.mark.parametrize("layout", ALL)
+def test_each_schema_is_derived_from_its_layout(layout):
+    schema = schema_for(layout)
+    assert list(schema.columns) == LAYOUTS[layout].columns
+    assert schema.columns[LAYOUTS[layout].id_column].unique
