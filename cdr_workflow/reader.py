@@ -15,6 +15,7 @@ import gzip
 import io
 import json
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -102,7 +103,7 @@ def read_cdr_file(
     while True:
         try:
             data = raw.read(block_bytes)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
             raise CdrFileError(source, f"cannot decompress: {exc}") from exc
         final = not data
         buf = carry + data
