@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from cdr_workflow.reader import read_cdr_file
-from cdr_workflow.sources import CdrFile, NoFileError, Source
+from cdr_workflow.sources import CdrFile, Listing, NoFileError, Source
 from cdr_workflow.warehouse import FileLedger, FileResult, Warehouse
 
 
@@ -29,18 +29,23 @@ class DayLoadResult:
         return sum(f.rows_rejected for f in self.files)
 
 
-def find_day_files(source: Source, kind: str, day: dt.date) -> list[CdrFile]:
-    files = source.find(kind, day)
+def find_day_files(source: Source, kind: str, day: dt.date,
+                   listing: Listing | None = None) -> list[CdrFile]:
+    files = (listing or source.list()).find(kind, day)
     if not files:
         raise NoFileError(kind, day, source)
     return files
 
 
 def load_day(
-    source: Source, warehouse: Warehouse, kind: str, day: dt.date, load_id: str
+    source: Source, warehouse: Warehouse, kind: str, day: dt.date, load_id: str,
+    listing: Listing | None = None,
 ) -> DayLoadResult:
-    """Replace the kind's rows for `day` with the content of the day's files, atomically."""
-    files = find_day_files(source, kind, day)
+    """Replace the kind's rows for `day` with the content of the day's files, atomically.
+
+    Pass a `listing` taken once per run to avoid listing the source for every day.
+    """
+    files = find_day_files(source, kind, day, listing)
     with warehouse.day_load(kind, day, load_id) as load:
         for cdr_file in files:
             rows_read = 0

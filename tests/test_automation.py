@@ -56,6 +56,23 @@ def test_unchanged_files_keep_their_run_key_and_a_replaced_file_gets_a_new_one(
     assert replaced[other] == keys[other]
 
 
+def test_the_cursor_watermark_limits_requests_to_days_touched_since(
+        defs, settings, instance, drop_dir):
+    write_day(drop_dir, DAY - dt.timedelta(days=1), rows_per_file=5)
+    first = tick(defs, settings, instance)
+    assert len(first.run_requests) == 2
+    write_day(drop_dir, DAY, rows_per_file=5)
+    second = tick(defs, settings, instance, cursor=first.cursor)
+    new = {r.run_key for r in second.run_requests if r.partition_key == "2026-11-21"}
+    repeated = {r.run_key for r in second.run_requests if r.partition_key != "2026-11-21"}
+    assert len(new) == 2
+    # files of the watermark's own second come again, with the run key that already ran
+    assert repeated <= {r.run_key for r in first.run_requests}
+    third = tick(defs, settings, instance, cursor=second.cursor)
+    assert {r.run_key for r in third.run_requests} <= new | repeated
+    assert '"watermark"' in third.cursor and len(third.cursor) < 200
+
+
 def test_other_files_and_days_outside_the_partitions_are_logged_once_not_requested(
         defs, settings, instance, drop_dir):
     (drop_dir / "notes.txt").write_text("hello")

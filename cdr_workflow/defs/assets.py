@@ -16,6 +16,7 @@ from cdr_workflow.defs.resources import CdrWorkflow
 from cdr_workflow.layouts import table_columns, table_name
 from cdr_workflow.load import find_day_files, load_day
 from cdr_workflow.reconcile import CheckOutcome, DailyReport
+from cdr_workflow.sources import Listing
 
 CHECK_NAMES = ("reject_ratio", "counts_add_up", "no_duplicate_ids", "amounts_match_file")
 OWNERS = ["team:cdr-data"]
@@ -85,9 +86,11 @@ def build_kind_assets(kind: str, partitions: dg.DailyPartitionsDefinition) -> dg
         selected = context.selected_asset_keys
         outcomes: list[tuple[dt.date, CheckOutcome]] = []
         failures: dict[dt.date, str] = {}
+        listing = cdr.source.list()  # once per run, not once per day
         for day in days:
             try:
-                for key, metadata in _run_day(cdr, kind, day, context.run_id, selected, outcomes):
+                for key, metadata in _run_day(cdr, listing, kind, day, context.run_id, selected,
+                                              outcomes):
                     context.log_event(dg.AssetMaterialization(
                         asset_key=key, partition=day.isoformat(), metadata=metadata))
             except Exception as exc:  # noqa: BLE001 - one day's failure must not stop the rest
@@ -104,11 +107,11 @@ def build_kind_assets(kind: str, partitions: dg.DailyPartitionsDefinition) -> dg
     return pipeline
 
 
-def _run_day(cdr: CdrWorkflow, kind: str, day: dt.date, load_id: str,
+def _run_day(cdr: CdrWorkflow, listing: Listing, kind: str, day: dt.date, load_id: str,
              selected: set[dg.AssetKey], outcomes: list[tuple[dt.date, CheckOutcome]]
              ) -> Iterator[tuple[dg.AssetKey, dict[str, Any]]]:
     """Materialise the selected assets of one day, yielding (asset, metadata) as each is done."""
-    files = find_day_files(cdr.source, kind, day)
+    files = find_day_files(cdr.source, kind, day, listing)
     if file_key(kind) in selected:
         yield file_key(kind), {
             "files": dg.MetadataValue.md("\n".join(
@@ -118,7 +121,7 @@ def _run_day(cdr: CdrWorkflow, kind: str, day: dt.date, load_id: str,
             "size_bytes": sum(f.size_bytes for f in files),
         }
     if table_key(kind) in selected:
-        result = load_day(cdr.source, cdr.warehouse, kind, day, load_id)
+        result = load_day(cdr.source, cdr.warehouse, kind, day, load_id, listing)
         outcomes.extend((day, check) for check in _report(cdr, kind, day).checks())
         yield table_key(kind), {
             "dagster/row_count": result.rows_loaded,

@@ -1,27 +1,71 @@
-"""What starts runs: a drop-folder sensor (a file lands → its day loads) and a daily schedule."""
-
+"""What starts runs: a file sensor (a file lands → its day loads) and a daily schedule."""
 
 import datetime as dt
 import hashlib
 import json
+from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
 
 from cdr_workflow.defs.assets import kind_asset_keys, report_key
 from cdr_workflow.defs.resources import CdrWorkflow
 from cdr_workflow.layouts import KINDS
-from cdr_workflow.sources import CdrFile
+from cdr_workflow.sources import CdrFile, Listing
 
-MAX_REMEMBERED = 2000  # paths remembered in the sensor cursor, to log each oddity once
+MAX_REMEMBERED = 1000  # odd paths remembered in the cursor, so each is logged once
 
 
 def day_run_key(kind: str, day: dt.date, files: list[CdrFile]) -> str:
-    """Changes whenever a file of the day is added, replaced or removed."""
+    """Changes whenever a file of the day is added or replaced: a new key means a new run."""
     digest = hashlib.sha256("\n".join(
         f"{f.relative_path}|{f.fingerprint}" for f in sorted(
             files, key=lambda f: f.relative_path)).encode()).hexdigest()[:16]
     return f"{kind}:{day.isoformat()}:{digest}"
+
+
+@dataclass
+class SensorCursor:
+    """Compact: a last-modified watermark and the few odd paths already logged."""
+
+    watermark: dt.datetime | None = None
+    noted: set[str] = field(default_factory=set)
+
+    @classmethod
+    def parse(cls, text: str | None) -> "SensorCursor":
+        if not text:
+            return cls()
+        data = json.loads(text)
+        mark = data.get("watermark")
+        return cls(dt.datetime.fromisoformat(mark) if mark else None, set(data.get("noted", [])))
+
+    def dump(self) -> str:
+        return json.dumps({"watermark": self.watermark.isoformat() if self.watermark else None,
+                           "noted": sorted(self.noted)[:MAX_REMEMBERED]})
+
+
+def days_to_load(listing: Listing, cursor: SensorCursor, valid_days: set[str],
+                 log: dg.DagsterLogManager) -> tuple[dict[tuple[str, dt.date], str], SensorCursor]:
+    """Days touched since the watermark (inclusive: same-second arrivals are not missed,
+    and their unchanged run keys make the repeat harmless), with their run keys."""
+    noted = set(listing.ignored)
+    for path in sorted(noted - cursor.noted):
+        log.info(f"ignoring {path}: not a CDR file name by the pattern")
+    touched: set[tuple[str, dt.date]] = set()
+    for f in listing.files:
+        if f.day.isoformat() not in valid_days:
+            if f.relative_path not in cursor.noted:
+                log.warning(f"ignoring {f.relative_path}: {f.day} is outside the partitions "
+                            "(before CDR_START_DATE, or not over yet)")
+            noted.add(f.relative_path)
+        elif cursor.watermark is None or f.modified >= cursor.watermark:
+            touched.add((f.kind, f.day))
+    requests = {(kind, day): day_run_key(kind, day, listing.find(kind, day))
+                for kind, day in sorted(touched)}
+    marks = [f.modified for f in listing.files]
+    return requests, SensorCursor(max(marks, default=cursor.watermark), noted)
 
 
 def build_file_sensor(job: UnresolvedAssetJobDefinition,
@@ -32,31 +76,16 @@ def build_file_sensor(job: UnresolvedAssetJobDefinition,
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Watches the drop folder (or S3 prefix) and loads a day when one of its "
-        "files lands or is replaced. Never opens the warehouse.",
+        "files lands or is replaced. Lists files only; never opens the warehouse.",
     )
     def cdr_file_sensor(context: dg.SensorEvaluationContext,
                         cdr: dg.ResourceParam[CdrWorkflow]):
-        listing = cdr.source.list()
-        already_noted = set(json.loads(context.cursor)) if context.cursor else set()
-        noted = set(listing.ignored)
-        for path in sorted(noted - already_noted):
-            context.log.info(f"ignoring {path}: not a CDR file name by the pattern")
-        valid_days = set(partitions.get_partition_keys())
-        by_day: dict[tuple[str, dt.date], list[CdrFile]] = {}
-        for f in listing.files:
-            if f.day.isoformat() in valid_days:
-                by_day.setdefault((f.kind, f.day), []).append(f)
-                continue
-            noted.add(f.relative_path)
-            if f.relative_path not in already_noted:
-                context.log.warning(f"ignoring {f.relative_path}: {f.day} is outside the "
-                                    "partitions (before CDR_START_DATE, or not over yet)")
-        for (kind, day), files in sorted(by_day.items()):
-            yield dg.RunRequest(run_key=day_run_key(kind, day, files),
-                                partition_key=day.isoformat(),
-                                asset_selection=kind_asset_keys(kind),
-                                tags={"cdr_kind": kind})
-        context.update_cursor(json.dumps(sorted(noted)[:MAX_REMEMBERED]))
+        requests, cursor = days_to_load(cdr.source.list(), SensorCursor.parse(context.cursor),
+                                        set(partitions.get_partition_keys()), context.log)
+        for (kind, day), run_key in requests.items():
+            yield dg.RunRequest(run_key=run_key, partition_key=day.isoformat(),
+                                asset_selection=kind_asset_keys(kind), tags={"cdr_kind": kind})
+        context.update_cursor(cursor.dump())
 
     return cdr_file_sensor
 
@@ -75,8 +104,7 @@ def build_daily_schedule(job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefini
         yesterday = (context.scheduled_execution_time.astimezone(dt.UTC).date()
                      - dt.timedelta(days=1)).isoformat()
         for kind in KINDS:
-            done = context.instance.get_materialized_partitions(report_key(kind))
-            if yesterday in done:
+            if yesterday in context.instance.get_materialized_partitions(report_key(kind)):
                 continue
             yield dg.RunRequest(run_key=f"schedule:{kind}:{yesterday}", partition_key=yesterday,
                                 asset_selection=kind_asset_keys(kind), tags={"cdr_kind": kind})

@@ -6,7 +6,9 @@ from cdr_workflow.sources.base import (
     Listing,
     NoFileError,
     Source,
+    StoredObject,
     classify,
 )
 
-__all__ = ["DEFAULT_FILE_PATTERN", "CdrFile", "Listing", "NoFileError", "Source", "classify"]
+__all__ = ["DEFAULT_FILE_PATTERN", "CdrFile", "Listing", "NoFileError", "Source", "StoredObject",
+           "classify"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -18,19 +18,33 @@ DEFAULT_FILE_PATTERN = (
 
 
 @dataclass(frozen=True)
-class CdrFile:
-    kind: str
-    day: dt.date
+class StoredObject:
+    """Any file or object under the source, before the file-name pattern is applied."""
+
     relative_path: str  # relative to the drop folder / prefix: the `source_file` in tables
     uri: str
     size_bytes: int
     fingerprint: str  # changes when the content is replaced
+    modified: dt.datetime  # UTC
+
+
+@dataclass(frozen=True)
+class CdrFile(StoredObject):
+    """A stored object that the file-name pattern names as one kind's file for one day."""
+
+    kind: str
+    day: dt.date
 
 
 @dataclass(frozen=True)
 class Listing:
+    """One look at the source: list once per run or tick, then find days in it."""
+
     files: list[CdrFile]
     ignored: list[str]  # relative paths that are not CDR files by the pattern
+
+    def find(self, kind: str, day: dt.date) -> list[CdrFile]:
+        return [f for f in self.files if f.kind == kind and f.day == day]
 
 
 def classify(relative_path: str, pattern: re.Pattern[str]) -> tuple[str, dt.date] | None:
@@ -57,8 +71,8 @@ class Source(ABC):
         """Where this source looks, for messages (never with credentials)."""
 
     @abstractmethod
-    def _candidates(self) -> Iterable[tuple[str, str, int, str]]:
-        """(relative path, uri, size, fingerprint) of every object under the source."""
+    def _objects(self) -> Iterable[StoredObject]:
+        """Every file or object under the source."""
 
     @abstractmethod
     def open(self, cdr_file: CdrFile) -> BinaryIO:
@@ -66,23 +80,13 @@ class Source(ABC):
 
     def list(self) -> Listing:
         files, ignored = [], []
-        for relative, uri, size, fingerprint in self._candidates():
-            found = classify(relative, self.pattern)
+        for obj in self._objects():
+            found = classify(obj.relative_path, self.pattern)
             if found is None:
-                ignored.append(relative)
+                ignored.append(obj.relative_path)
             else:
-                files.append(CdrFile(found[0], found[1], relative, uri, size, fingerprint))
+                files.append(CdrFile(**vars(obj), kind=found[0], day=found[1]))
         return Listing(sorted(files, key=lambda f: f.relative_path), sorted(ignored))
-
-    def find(self, kind: str, day: dt.date) -> list[CdrFile]:
-        return [f for f in self.list().files if f.kind == kind and f.day == day]
-
-    def iter_days(self) -> Iterator[tuple[str, dt.date, list[CdrFile]]]:
-        by_day: dict[tuple[str, dt.date], list[CdrFile]] = {}
-        for f in self.list().files:
-            by_day.setdefault((f.kind, f.day), []).append(f)
-        for (kind, day), files in sorted(by_day.items()):
-            yield kind, day, files
 
 
 class NoFileError(Exception):

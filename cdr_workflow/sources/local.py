@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from cdr_workflow.sources.base import CdrFile, Source
+from cdr_workflow.sources.base import CdrFile, Source, StoredObject
 
 
 class LocalSource(Source):
@@ -19,7 +20,7 @@ class LocalSource(Source):
     def description(self) -> str:
         return f"folder {self.drop_dir}"
 
-    def _candidates(self) -> Iterable[tuple[str, str, int, str]]:
+    def _objects(self) -> Iterable[StoredObject]:
         if not self.drop_dir.is_dir():
             return
         root = self.drop_dir.resolve()
@@ -28,9 +29,14 @@ class LocalSource(Source):
             if not path.is_file() or not path.resolve().is_relative_to(root):
                 continue
             stat = path.stat()
-            relative = path.relative_to(self.drop_dir).as_posix()
-            yield relative, path.resolve().as_uri(), stat.st_size, \
-                f"{stat.st_size}-{stat.st_mtime_ns}"
+            yield StoredObject(
+                relative_path=path.relative_to(self.drop_dir).as_posix(),
+                uri=path.resolve().as_uri(),
+                size_bytes=stat.st_size,
+                fingerprint=f"{stat.st_size}-{stat.st_mtime_ns}",
+                # ctime too: a file moved in keeps its old mtime, but its ctime is new
+                modified=dt.datetime.fromtimestamp(max(stat.st_mtime, stat.st_ctime), dt.UTC),
+            )
 
     def open(self, cdr_file: CdrFile) -> BinaryIO:
         path = (self.drop_dir / cdr_file.relative_path).resolve()
