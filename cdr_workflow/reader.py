@@ -103,7 +103,7 @@ def read_cdr_file(
     while True:
         try:
             data = raw.read(block_bytes)
-        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise CdrFileError(source, f"cannot decompress: {exc}") from exc
         final = not data
         buf = carry + data

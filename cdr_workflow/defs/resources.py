@@ -9,6 +9,8 @@ from cdr_workflow.settings import Settings
 from cdr_workflow.sources import Source
 from cdr_workflow.warehouse import Warehouse, open_warehouse
 
+S3_MAX_ATTEMPTS = 6  # standard retry mode: 5xx, throttling and timeouts, exponential backoff
+
 
 @dataclass
 class CdrWorkflow:
@@ -23,9 +25,14 @@ class CdrWorkflow:
     @cached_property
     def source(self) -> Source:
         if self.settings.source == "s3":
+            from dagster_aws.s3 import S3Resource
+
             from cdr_workflow.sources.s3 import S3Source
 
-            return S3Source.from_settings(self.settings)
+            # credentials, region and AWS_ENDPOINT_URL come from the standard AWS environment
+            client = S3Resource(max_attempts=S3_MAX_ATTEMPTS).get_client()
+            return S3Source(client, self.settings.s3_bucket or "", self.settings.s3_prefix,
+                            self.settings.file_pattern)
         from cdr_workflow.sources.local import LocalSource
 
         return LocalSource(self.settings.drop_dir, self.settings.file_pattern)
