@@ -21,6 +21,7 @@ run: install
 
 lint: install
 	$(VENV)/bin/ruff check cdr_workflow tests benchmarks
+	$(VENV)/bin/hadolint docker/Dockerfile
 
 test: lint
 	$(VENV)/bin/pytest
