@@ -2,12 +2,59 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from queue import Empty, Queue
+from typing import Any, TypeVar
 
 from cdr_workflow.reader import read_cdr_file
 from cdr_workflow.sources import CdrFile, Listing, NoFileError, Source
 from cdr_workflow.warehouse import FileLedger, FileResult, Warehouse
+
+T = TypeVar("T")
+
+
+PREFETCH_CHUNKS = 2  # chunks read ahead while the warehouse writes: bounds memory
+
+
+def prefetched(chunks: Iterator[T]) -> Iterator[T]:
+    """Read the next chunks in a thread while the caller writes this one.
+
+    pyarrow, numpy and the database drivers release the GIL, so reading and writing overlap;
+    the bounded queue keeps memory flat. An error in the reader is raised in the caller.
+    """
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=PREFETCH_CHUNKS)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    return
+                queue.put(("chunk", chunk))
+            queue.put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            queue.put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="cdr-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            what, item = queue.get()
+            if what == "end":
+                return
+            if what == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.1)
+        worker.join()
 
 
 @dataclass(frozen=True)
@@ -50,7 +97,7 @@ def load_day(
         for cdr_file in files:
             rows_read = 0
             with source.open(cdr_file) as stream:
-                for chunk in read_cdr_file(stream, cdr_file.relative_path, kind):
+                for chunk in prefetched(read_cdr_file(stream, cdr_file.relative_path, kind)):
                     load.add_rows(cdr_file.relative_path, chunk.rows)
                     load.add_rejects(cdr_file.relative_path, chunk.rejects)
                     rows_read += chunk.lines_read

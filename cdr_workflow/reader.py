@@ -18,7 +18,7 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,7 @@ from cdr_workflow.schemas import schema_for
 
 DELIMITER = ";"
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
+PARSE_BLOCK_BYTES = 1024 * 1024  # pyarrow's unit of parallel parsing
 MAX_RECORD_BYTES = 64 * 1024 * 1024  # a record longer than this means an unterminated quote
 _NEWLINE, _QUOTE = 0x0A, 0x22
 
@@ -110,20 +111,21 @@ def read_cdr_file(
         if first and buf.startswith(codecs.BOM_UTF8):
             buf = buf[len(codecs.BOM_UTF8):]
         first = False
-        starts, ends, lines, consumed = _records(buf, final, newlines_before)
-        if not final and consumed == 0:
+        records = _records(buf, final, newlines_before)
+        if not final and records.consumed == 0:
             if len(buf) > MAX_RECORD_BYTES:
                 raise CdrFileError(source, "unterminated quoted field", newlines_before + 1)
             carry = buf
             continue
-        newlines_before += buf.count(b"\n", 0, consumed)
-        carry = buf[consumed:]
-        if len(starts) and column_map is None:
-            column_map, skip = _resolve_columns(buf[starts[0]:ends[0]], source, kind, header,
-                                                lines[0])
-            starts, ends, lines = starts[skip:], ends[skip:], lines[skip:]
-        if len(starts):
-            yield _read_block(buf, starts, ends, lines, column_map, source)
+        newlines_before += records.newlines
+        carry = buf[records.consumed:]
+        if len(records.starts) and column_map is None:
+            column_map, skip = _resolve_columns(
+                buf[records.starts[0]:records.ends[0]], source, kind, header, records.lines[0])
+            records = records._replace(starts=records.starts[skip:], ends=records.ends[skip:],
+                                       lines=records.lines[skip:])
+        if len(records.starts):
+            yield _read_block(buf, records, column_map)
         if final:
             return
 
@@ -136,19 +138,26 @@ def _decompressed(stream: BinaryIO, source: str) -> BinaryIO:
     return buffered
 
 
-def _records(
-    buf: bytes, final: bool, newlines_before: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Start/end offsets and first line number of each non-empty record, and bytes consumed.
+class Records(NamedTuple):
+    starts: np.ndarray  # offset of each non-empty record in the buffer
+    ends: np.ndarray  # offset of its end (its newline, or the end of the buffer)
+    lines: np.ndarray  # line number where it starts
+    consumed: int  # bytes of the buffer that hold whole records
+    newlines: int  # newlines within those bytes
+    quoted_newlines: bool  # some record holds a line break inside quotes
+
+
+def _records(buf: bytes, final: bool, newlines_before: int) -> Records:
+    """Find the whole records in `buf`.
 
     A newline ends a record only outside quotes: there an even number of `"` precedes it
-    (escaped quotes `""` keep the parity), which lets numpy find boundaries without a loop.
+    (escaped quotes `""` keep the parity), which numpy finds without a Python loop.
     """
     arr = np.frombuffer(buf, dtype=np.uint8)
     newlines = np.flatnonzero(arr == _NEWLINE)
     if b'"' in buf:
-        parity = np.cumsum(arr == _QUOTE, dtype=np.uint8) & 1  # uint8 wraps at 256: still parity
-        boundaries = newlines[parity[newlines] == 0]
+        quotes = np.flatnonzero(arr == _QUOTE)
+        boundaries = newlines[(np.searchsorted(quotes, newlines) & 1) == 0]
     else:
         boundaries = newlines
     consumed = int(boundaries[-1]) + 1 if len(boundaries) else 0
@@ -164,7 +173,8 @@ def _records(
     keep = lengths - trailing_cr > 0
     starts, ends = starts[keep], ends[keep]
     lines = newlines_before + np.searchsorted(newlines, starts) + 1
-    return starts, ends, lines, consumed
+    return Records(starts, ends, lines, consumed, int(np.searchsorted(newlines, consumed)),
+                   len(boundaries) != len(newlines))
 
 
 def _normalise(name: str) -> str:
@@ -235,15 +245,10 @@ def _map_positional(width: int, source: str, kind: str, line: int) -> ColumnMap:
     return ColumnMap(layout, {f.column: i for i, f in enumerate(layout.fields)}, {}, width)
 
 
-def _read_block(
-    buf: bytes,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    lines: np.ndarray,
-    column_map: ColumnMap,
-    source: str,
-) -> Chunk:
-    strings = _parse_fast(buf[int(starts[0]):int(ends[-1])], len(starts), column_map.width)
+def _read_block(buf: bytes, records: Records, column_map: ColumnMap) -> Chunk:
+    starts, ends, lines = records.starts, records.ends, records.lines
+    strings = _parse_fast(buf[int(starts[0]):int(ends[-1])], len(starts), column_map.width,
+                          records.quoted_newlines, int((ends - starts).max()))
     rejects: list[Reject] = []
     if strings is None:
         strings, kept, rejects = _parse_slow(buf, starts, ends, lines, column_map.width)
@@ -261,17 +266,24 @@ def _read_block(
     return Chunk(rows, rejects)
 
 
-def _parse_fast(data: bytes, expected_rows: int, width: int) -> pa.Table | None:
+def _parse_fast(data: bytes, expected_rows: int, width: int, quoted_newlines: bool,
+                longest_record: int) -> pa.Table | None:
+    """All fields as strings, empty ones null (`N/A` stays a value).
+
+    Without line breaks inside quotes pyarrow may split the block and parse it on all cores.
+    """
     names = [f"f{i}" for i in range(width)]
+    block_size = len(data) + 1 if quoted_newlines else max(PARSE_BLOCK_BYTES, longest_record + 2)
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),
-            read_options=pacsv.ReadOptions(column_names=names, block_size=len(data) + 1),
-            parse_options=pacsv.ParseOptions(delimiter=DELIMITER, newlines_in_values=True),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=block_size),
+            parse_options=pacsv.ParseOptions(delimiter=DELIMITER,
+                                             newlines_in_values=quoted_newlines),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: pa.string() for n in names},
-                null_values=[],
-                strings_can_be_null=False,
+                null_values=[""],
+                strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
             ),
         )
@@ -283,7 +295,7 @@ def _parse_fast(data: bytes, expected_rows: int, width: int) -> pa.Table | None:
 def _parse_slow(
     buf: bytes, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray, width: int
 ) -> tuple[pa.Table, np.ndarray, list[Reject]]:
-    columns: list[list[str]] = [[] for _ in range(width)]
+    columns: list[list[str | None]] = [[] for _ in range(width)]
     kept = np.zeros(len(starts), dtype=bool)
     rejects = []
     for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
@@ -305,7 +317,7 @@ def _parse_slow(
             continue
         kept[i] = True
         for column, value in zip(columns, fields, strict=True):
-            column.append(value)
+            column.append(value or None)
     table = pa.table({f"f{i}": pa.array(c, pa.string()) for i, c in enumerate(columns)})
     return table, kept, rejects
 
@@ -326,7 +338,7 @@ def _typed(strings: pa.Table, column_map: ColumnMap) -> tuple[pa.Table, Reasons]
             arrays.append(_convert(text, f, reasons))
         names.append(f.column)
     if column_map.layout.kind == "voice":
-        arrays.append(pa.array([column_map.layout.name] * strings.num_rows, pa.string()))
+        arrays.append(pa.repeat(pa.scalar(column_map.layout.name), strings.num_rows))
         names.append("call_type")
     arrays.append(_extra_fields(strings, column_map.extras))
     names.append("extra_fields")
@@ -334,21 +346,22 @@ def _typed(strings: pa.Table, column_map: ColumnMap) -> tuple[pa.Table, Reasons]
 
 
 def _convert(text: pa.Array, f: Field, reasons: Reasons) -> pa.Array:
-    empty = pc.equal(text, "")
+    """Empty fields are already null; a value that does not parse becomes a reason."""
     if f.type is FieldType.STRING:
         _note(pc.match_substring(text, "\x00"), f"{f.sinch_name} contains a NUL byte", reasons)
-        return pc.if_else(empty, pa.scalar(None, pa.string()), text)
-    if f.type is FieldType.DECIMAL:
+        return text
+    if f.type is FieldType.DECIMAL and pc.any(pc.match_substring(text, ",")).as_py():
         text = pc.replace_substring(text, ",", ".")  # a decimal comma is tolerated
     pattern = {FieldType.INTEGER: _INTEGER, FieldType.DECIMAL: _DECIMAL,
                FieldType.TIMESTAMP: _TIMESTAMP}[f.type]
-    valid = pc.match_substring_regex(text, pattern)
-    invalid = pc.and_(pc.invert(valid), pc.invert(empty))
+    invalid = pc.invert(pc.match_substring_regex(text, pattern))
+    usable = text
     if pc.any(invalid).as_py():
-        for row in np.flatnonzero(invalid.to_numpy(zero_copy_only=False)):
+        rows = np.flatnonzero(invalid.fill_null(False).to_numpy(zero_copy_only=False))
+        for row in rows:
             reasons.setdefault(int(row), []).append(
                 f"{f.sinch_name} is not {_expected(f.type)}: {text[row].as_py()!r}")
-    usable = pc.if_else(valid, text, pa.scalar(None, pa.string()))
+        usable = pc.if_else(invalid, pa.scalar(None, pa.string()), text)
     if f.type is FieldType.TIMESTAMP:
         return _to_timestamp(usable, f, reasons)
     return pc.cast(usable, f.type.arrow)
@@ -364,8 +377,9 @@ def _expected(field_type: FieldType) -> str:
 
 def _to_timestamp(text: pa.Array, f: Field, reasons: Reasons) -> pa.Array:
     """Values without a zone are UTC. Stored at microsecond precision."""
-    zoned = pc.if_else(pc.match_substring_regex(text, _HAS_ZONE), text,
-                       pc.binary_join_element_wise(text, "Z", ""))
+    has_zone = pc.match_substring_regex(text, _HAS_ZONE)
+    zoned = text if pc.all(has_zone).as_py() is not False else pc.if_else(
+        has_zone, text, pc.binary_join_element_wise(text, "Z", ""))
     nanos = pa.timestamp("ns", tz="UTC")
     try:
         parsed = pc.cast(zoned, nanos)

@@ -1,9 +1,9 @@
 """The warehouse interface and the SQL both engines share.
 
-A day's load runs in one transaction: it deletes the day's rows of that kind, stages the new
-rows, moves duplicate ids to the rejects, inserts the rest, writes the rejects and the
-`cdr_files` ledger, and checks `rows_read = rows_loaded + rows_rejected` before committing.
-Engines differ only in how they connect, stage Arrow data and spell parameters.
+A day's load runs in one transaction: it deletes the day's rows of that kind, appends the new
+rows and rejects, moves later copies of an id to the rejects, writes the `cdr_files` ledger,
+and checks `rows_read = rows_loaded + rows_rejected` before committing. Engines differ only in
+how they connect, bulk-append Arrow data and spell parameters.
 """
 
 from __future__ import annotations
@@ -105,12 +105,8 @@ class Warehouse(ABC):
         """A DB-API connection; commits nothing by itself."""
 
     @abstractmethod
-    def _stage(self, con: Any, stage: str, rows: pa.Table) -> None:
-        """Append Arrow rows to the temporary stage table (by column name)."""
-
-    @abstractmethod
-    def _create_stage(self, con: Any, stage: str, table: str) -> None:
-        """A temporary, empty copy of `table` that lives until the transaction ends."""
+    def _append(self, con: Any, table: str, rows: pa.Table) -> None:
+        """Bulk-append Arrow rows to a table, matching columns by name."""
 
     @property
     @abstractmethod
@@ -169,13 +165,16 @@ class Warehouse(ABC):
 
 
 class DayLoad:
-    """The open transaction of one kind-day load; see `Warehouse.day_load`."""
+    """The open transaction of one kind-day load; see `Warehouse.day_load`.
+
+    Rows are appended straight into the table (the day was deleted first, in the same
+    transaction); `finish` then moves every later copy of an id to the rejects.
+    """
 
     def __init__(self, warehouse: Warehouse, con: Any, kind: str, day: dt.date, load_id: str):
         self.warehouse, self.con, self.kind, self.day, self.load_id = (
             warehouse, con, kind, day, load_id)
         self.table = table_name(kind)
-        self.stage = f"stage_{kind}"
         self.schema = arrow_schema(kind)
         self.ledgers: list[FileLedger] = []
         self.file_amounts: dict[str, dict[AmountKey, Decimal]] = {}
@@ -185,11 +184,9 @@ class DayLoad:
         return self.warehouse.execute(self.con, sql, params)
 
     def begin(self) -> None:
-        for sql in (f"DELETE FROM {self.table} WHERE cdr_date = ?",
-                    "DELETE FROM cdr_rejects WHERE kind = ? AND cdr_date = ?",
-                    "DELETE FROM cdr_files WHERE kind = ? AND cdr_date = ?"):
-            self._run(sql, (self.day,) if sql.count("?") == 1 else (self.kind, self.day))
-        self.warehouse._create_stage(self.con, self.stage, self.table)
+        self._run(f"DELETE FROM {self.table} WHERE cdr_date = ?", (self.day,))
+        for table in ("cdr_rejects", "cdr_files"):
+            self._run(f"DELETE FROM {table} WHERE kind = ? AND cdr_date = ?", (self.kind, self.day))
 
     def add_rows(self, source_file: str, rows: pa.Table) -> None:
         if rows.num_rows == 0:
@@ -198,12 +195,12 @@ class DayLoad:
         totals = self.file_amounts.setdefault(source_file, {})
         for key, amount in amount_totals(rows).items():
             totals[key] = totals.get(key, Decimal(0)) + amount
-        self.warehouse._stage(self.con, self.stage, rows)
+        self.warehouse._append(self.con, self.table, rows)
 
     def add_rejects(self, source_file: str, rejects: list[Reject]) -> None:
         if not rejects:
             return
-        self.warehouse._stage(self.con, "cdr_rejects", pa.table({
+        self.warehouse._append(self.con, "cdr_rejects", pa.table({
             "kind": [self.kind] * len(rejects),
             "cdr_date": pa.array([self.day] * len(rejects), pa.date32()),
             "source_file": [source_file] * len(rejects),
@@ -218,32 +215,29 @@ class DayLoad:
 
     def _with_lineage(self, source_file: str, rows: pa.Table) -> pa.Table:
         n = rows.num_rows
-        constants = {"cdr_date": pa.array([self.day] * n, pa.date32()),
-                     "source_file": pa.array([source_file] * n, pa.string()),
-                     "load_id": pa.array([self.load_id] * n, pa.string())}
+        constants = {"cdr_date": pa.repeat(pa.scalar(self.day, pa.date32()), n),
+                     "source_file": pa.repeat(pa.scalar(source_file), n),
+                     "load_id": pa.repeat(pa.scalar(self.load_id), n)}
         columns = [rows.column(f.name) if f.name in rows.column_names else
                    constants.get(f.name, pa.nulls(n, f.type)) for f in self.schema]
         return pa.Table.from_arrays(columns, schema=self.schema)
 
     def finish(self) -> None:
         self._reject_duplicates()
-        cols = ", ".join(c.name for c in table_columns(self.kind))
-        self._run(f"""INSERT INTO {self.table} ({cols}) SELECT {cols} FROM {self.stage} s
-            WHERE NOT EXISTS (SELECT 1 FROM cdr_rejects r WHERE r.kind = ? AND r.cdr_date = ?
-              AND r.source_file = s.source_file AND r.source_line = s.source_line)""",
-                  (self.kind, self.day))
         self.results = [self._write_ledger(ledger) for ledger in self.ledgers]
 
     def _reject_duplicates(self) -> None:
         """Every later copy of an id becomes a reject naming where the original is."""
         key = id_column(self.kind)
+        day_params = (self.kind, self.day, DUPLICATE_OTHER_DAY, self.load_id, self.day)
         self._run(f"""INSERT INTO cdr_rejects
-            SELECT CAST(? AS VARCHAR), CAST(? AS DATE), s.source_file, s.source_line, NULL,
-                   CAST(? AS VARCHAR) || ': ' || s.{key} || ' is in ' || t.source_file
-                     || ' line ' || CAST(t.source_line AS VARCHAR)
-                     || ' (cdr_date ' || CAST(t.cdr_date AS VARCHAR) || ')', CAST(? AS VARCHAR)
-            FROM {self.stage} s JOIN {self.table} t ON t.{key} = s.{key}""",
-                  (self.kind, self.day, DUPLICATE_OTHER_DAY, self.load_id))
+            SELECT CAST(? AS VARCHAR), CAST(? AS DATE), n.source_file, n.source_line, NULL,
+                   CAST(? AS VARCHAR) || ': ' || n.{key} || ' is in ' || o.source_file
+                     || ' line ' || CAST(o.source_line AS VARCHAR)
+                     || ' (cdr_date ' || CAST(o.cdr_date AS VARCHAR) || ')', CAST(? AS VARCHAR)
+            FROM {self.table} n JOIN {self.table} o ON o.{key} = n.{key}
+              AND o.cdr_date <> n.cdr_date
+            WHERE n.cdr_date = ?""", day_params)
         self._run(f"""INSERT INTO cdr_rejects
             SELECT CAST(? AS VARCHAR), CAST(? AS DATE), source_file, source_line, NULL,
                    CAST(? AS VARCHAR) || ': ' || {key} || ' is in ' || first_file
@@ -252,21 +246,22 @@ class DayLoad:
                     FIRST_VALUE(source_file) OVER w AS first_file,
                     FIRST_VALUE(source_line) OVER w AS first_line,
                     ROW_NUMBER() OVER w AS copy_number
-                  FROM {self.stage} s
-                  WHERE NOT EXISTS (SELECT 1 FROM {self.table} t WHERE t.{key} = s.{key})
+                  FROM {self.table} WHERE cdr_date = ?
                   WINDOW w AS (PARTITION BY {key} ORDER BY source_file, source_line)) copies
-            WHERE copy_number > 1""", (self.kind, self.day, DUPLICATE_SAME_DAY, self.load_id))
-        for source_file, currency, app_key, amount in self._duplicate_amounts():
-            totals = self.file_amounts[source_file]
-            totals[(currency, app_key)] -= Decimal(amount)
-
-    def _duplicate_amounts(self) -> list[tuple]:
-        if "amount" not in self.schema.names:
-            return []
-        return self._run(f"""SELECT s.source_file, s.currency, s.application_key, SUM(s.amount)
-            FROM {self.stage} s JOIN cdr_rejects r ON r.kind = ? AND r.cdr_date = ?
-              AND r.source_file = s.source_file AND r.source_line = s.source_line
-            WHERE s.amount IS NOT NULL GROUP BY 1, 2, 3""", (self.kind, self.day))
+            WHERE copy_number > 1""", (self.kind, self.day, DUPLICATE_SAME_DAY, self.load_id,
+                                       self.day))
+        # a line in the table that is also a reject can only be a duplicate just found
+        duplicate = """FROM cdr_rejects r WHERE r.kind = ? AND r.cdr_date = ?
+              AND r.source_file = t.source_file AND r.source_line = t.source_line"""
+        if "amount" in self.schema.names:
+            for source_file, currency, app_key, amount in self._run(
+                    f"""SELECT t.source_file, t.currency, t.application_key, SUM(t.amount)
+                    FROM {self.table} t WHERE t.cdr_date = ? AND t.amount IS NOT NULL
+                      AND EXISTS (SELECT 1 {duplicate}) GROUP BY 1, 2, 3""",
+                    (self.day, self.kind, self.day)):
+                self.file_amounts[source_file][(currency, app_key)] -= Decimal(amount)
+        self._run(f"DELETE FROM {self.table} t WHERE t.cdr_date = ? AND EXISTS (SELECT 1 "
+                  f"{duplicate})", (self.day, self.kind, self.day))
 
     def _write_ledger(self, ledger: FileLedger) -> FileResult:
         (loaded,), = self._run(

@@ -47,10 +47,7 @@ class DuckDBWarehouse(Warehouse):
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    def _create_stage(self, con: Any, stage: str, table: str) -> None:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM {table} LIMIT 0")
-
-    def _stage(self, con: Any, stage: str, rows: pa.Table) -> None:
+    def _append(self, con: Any, table: str, rows: pa.Table) -> None:
         con.register("incoming_rows", rows)
-        con.execute(f"INSERT INTO {stage} BY NAME SELECT * FROM incoming_rows")
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
         con.unregister("incoming_rows")

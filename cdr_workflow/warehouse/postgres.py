@@ -45,14 +45,11 @@ class PostgresWarehouse(Warehouse):
         finally:
             con.close()
 
-    def _create_stage(self, con: Any, stage: str, table: str) -> None:
-        con.execute(f"CREATE TEMP TABLE {stage} (LIKE {table}) ON COMMIT DROP")
-
-    def _stage(self, con: Any, stage: str, rows: pa.Table) -> None:
+    def _append(self, con: Any, table: str, rows: pa.Table) -> None:
         """COPY in CSV form: pyarrow writes it in C, PostgreSQL parses it in bulk."""
         columns = ", ".join(rows.column_names)
         with con.cursor() as cur, cur.copy(
-            f"COPY {stage} ({columns}) FROM STDIN (FORMAT csv)"
+            f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)"
         ) as copy:
             for batch in rows.to_batches(max_chunksize=COPY_BATCH_ROWS):
                 buffer = io.BytesIO()
