@@ -2,7 +2,7 @@
 against DuckDB's own CSV loader on the same file, measured in the same run.
 
     python benchmarks/ingest.py --rows 1000000
-    python benchmarks/ingest.py --rows 1000000 --warehouse postgresql
+    python benchmarks/ingest.py --rows 1000000 --warehouse both     # PostgreSQL vs DuckDB
     python benchmarks/ingest.py --file path/to/voice_2026-11-21.csv
 
 Prints one JSON object: rows, seconds per stage, rows/s, peak RSS of the pipeline process and
@@ -92,9 +92,24 @@ def _fresh_postgres(url: str, name: str) -> str:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as con:
-        con.execute(f"DROP DATABASE IF EXISTS {name}")
+        con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         con.execute(f"CREATE DATABASE {name}")
     return url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _measure(path: Path, kind: str, warehouse_url: str, baseline: float) -> dict[str, Any]:
+    pipeline = _in_child(_pipeline, str(path), kind, warehouse_url)
+    end_to_end = pipeline["stages"]["load_day"] + pipeline["stages"]["reconcile"]
+    return {
+        "rows": pipeline["rows_read"],
+        "rows_loaded": pipeline["rows_loaded"],
+        "rows_rejected": pipeline["rows_rejected"],
+        "seconds": {k: round(v, 3) for k, v in pipeline["stages"].items()},
+        "end_to_end_seconds": round(end_to_end, 3),
+        "rows_per_second": round(pipeline["rows_read"] / end_to_end),
+        "peak_rss_mb": pipeline["peak_rss_mb"],
+        "ratio_to_duckdb_read_csv": round(end_to_end / baseline, 2),
+    }
 
 
 def main() -> None:
@@ -102,7 +117,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--file", type=Path, help="benchmark this file instead of generating one")
     parser.add_argument("--kind", choices=["voice", "verification"], default="voice")
-    parser.add_argument("--warehouse", choices=["duckdb", "postgresql"], default="duckdb")
+    parser.add_argument("--warehouse", choices=["duckdb", "postgresql", "both"],
+                        default="duckdb")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--workdir", type=Path, help="default: a temporary folder")
     args = parser.parse_args()
@@ -120,30 +136,22 @@ def main() -> None:
         if not path.exists() or args.workdir is None:
             write_voice_file(path, args.rows, DAY)
 
-    if args.warehouse == "duckdb":
-        warehouse_url = f"duckdb:///{workdir / 'warehouse.duckdb'}"
-        (workdir / "warehouse.duckdb").unlink(missing_ok=True)
-    else:
-        warehouse_url = _fresh_postgres(args.postgres_url, "cdr_benchmark")
-
     (workdir / "baseline.duckdb").unlink(missing_ok=True)
     baseline = _in_child(_duckdb_baseline, str(path), str(workdir / "baseline.duckdb"))
-    pipeline = _in_child(_pipeline, str(path), args.kind, warehouse_url)
-    end_to_end = pipeline["stages"]["load_day"] + pipeline["stages"]["reconcile"]
-    print(json.dumps({
-        "file": path.name,
-        "file_mb": round(path.stat().st_size / 2**20, 1),
-        "warehouse": args.warehouse,
-        "rows": pipeline["rows_read"],
-        "rows_loaded": pipeline["rows_loaded"],
-        "rows_rejected": pipeline["rows_rejected"],
-        "seconds": {k: round(v, 3) for k, v in pipeline["stages"].items()},
-        "end_to_end_seconds": round(end_to_end, 3),
-        "rows_per_second": round(pipeline["rows_read"] / end_to_end),
-        "peak_rss_mb": pipeline["peak_rss_mb"],
-        "duckdb_read_csv_seconds": round(baseline["seconds"], 3),
-        "ratio_to_duckdb_read_csv": round(end_to_end / baseline["seconds"], 2),
-    }, indent=2))
+    report: dict[str, Any] = {"file": path.name, "file_mb": round(path.stat().st_size / 2**20, 1),
+                              "duckdb_read_csv_seconds": round(baseline["seconds"], 3)}
+    if args.warehouse in ("duckdb", "both"):
+        (workdir / "warehouse.duckdb").unlink(missing_ok=True)
+        report["duckdb"] = _measure(path, args.kind, f"duckdb:///{workdir / 'warehouse.duckdb'}",
+                                    baseline["seconds"])
+    if args.warehouse in ("postgresql", "both"):
+        url = _fresh_postgres(args.postgres_url, "cdr_benchmark")
+        report["postgresql"] = _measure(path, args.kind, url, baseline["seconds"])
+    if args.warehouse == "both":
+        report["postgresql_to_duckdb_load_ratio"] = round(
+            report["postgresql"]["seconds"]["load_day"] / report["duckdb"]["seconds"]["load_day"],
+            2)
+    print(json.dumps(report, indent=2))
     if args.workdir is None:
         shutil.rmtree(workdir)
 

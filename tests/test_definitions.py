@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import dagster as dg
 import pytest
@@ -81,9 +82,9 @@ def test_materialize_a_day_loads_every_file_and_rerunning_changes_nothing(
         ("voice_cdrs", "no_duplicate_ids", True), ("verification_cdrs", "reject_ratio", True)}
     report = (settings.reports_dir / "voice" / "2026-11-21.md").read_text()
     assert "# Voice CDRs, 2026-11-21" in report and "late records" in report
-    rows = warehouse.query("SELECT value FROM cdr_reconciliation_daily "
-                           "WHERE kind = 'voice' AND measure = 'late_records_before_day'")
-    assert rows == [(1,)]  # the demo's late app-app record
+    ((late,),) = warehouse.query("SELECT value FROM cdr_reconciliation_daily "
+                                 "WHERE kind = 'voice' AND measure = 'late_records_before_day'")
+    assert Decimal(str(late)) == 1  # the demo's late app-app record
 
 
 def test_materialization_metadata_plots_across_partitions(defs, instance, drop_dir):

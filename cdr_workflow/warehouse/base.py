@@ -97,8 +97,6 @@ SUPPORT_DDL = (
 class Warehouse(ABC):
     """One warehouse: DuckDB (embedded) or PostgreSQL, same tables, same invariants."""
 
-    placeholder = "?"
-
     @abstractmethod
     @contextmanager
     def connect(self) -> Iterator[Any]:
@@ -108,16 +106,17 @@ class Warehouse(ABC):
     def _append(self, con: Any, table: str, rows: pa.Table) -> None:
         """Bulk-append Arrow rows to a table, matching columns by name."""
 
+    def _refresh_statistics(self, con: Any, table: str) -> None:  # noqa: B027 - optional hook
+        """After a bulk append, before the queries that join the table with itself."""
+
     @property
     @abstractmethod
     def display_url(self) -> str:
         """Where the warehouse is, without credentials."""
 
-    def _sql(self, sql: str) -> str:
-        return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
-
     def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        cur = con.execute(self._sql(sql), params)  # on the connection: temp tables are per session
+        """Run SQL written with `?` placeholders; engines that spell them otherwise override."""
+        cur = con.execute(sql, params)
         return cur.fetchall() if cur.description else []
 
     def ensure_tables(self) -> None:
@@ -223,6 +222,7 @@ class DayLoad:
         return pa.Table.from_arrays(columns, schema=self.schema)
 
     def finish(self) -> None:
+        self.warehouse._refresh_statistics(self.con, self.table)
         self._reject_duplicates()
         self.results = [self._write_ledger(ledger) for ledger in self.ledgers]
 
@@ -246,10 +246,12 @@ class DayLoad:
                     FIRST_VALUE(source_file) OVER w AS first_file,
                     FIRST_VALUE(source_line) OVER w AS first_line,
                     ROW_NUMBER() OVER w AS copy_number
-                  FROM {self.table} WHERE cdr_date = ?
+                  FROM {self.table} WHERE cdr_date = ? AND {key} IN (
+                    SELECT {key} FROM {self.table} WHERE cdr_date = ?
+                    GROUP BY {key} HAVING COUNT(*) > 1)
                   WINDOW w AS (PARTITION BY {key} ORDER BY source_file, source_line)) copies
             WHERE copy_number > 1""", (self.kind, self.day, DUPLICATE_SAME_DAY, self.load_id,
-                                       self.day))
+                                       self.day, self.day))
         # a line in the table that is also a reject can only be a duplicate just found
         duplicate = """FROM cdr_rejects r WHERE r.kind = ? AND r.cdr_date = ?
               AND r.source_file = t.source_file AND r.source_line = t.source_line"""
