@@ -29,6 +29,7 @@ class Settings:
     expected_dir: Path
     expected_prefix: str
     max_reject_ratio: float
+    sensor_running: bool
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +58,8 @@ class Settings:
             expected_dir=Path(get("CDR_EXPECTED_DIR", "data/expected")),
             expected_prefix=get("CDR_EXPECTED_PREFIX", "expected/"),
             max_reject_ratio=_ratio("CDR_MAX_REJECT_RATIO", get("CDR_MAX_REJECT_RATIO", "0.05")),
+            sensor_running=_choice("CDR_SENSOR_STATUS", get("CDR_SENSOR_STATUS", "running"),
+                                   ("running", "stopped")) == "running",
         )
 
 
@@ -83,6 +86,12 @@ def _pattern(text: str) -> re.Pattern[str]:
     if not {"kind", "date"} <= set(pattern.groupindex):
         raise SettingsError("CDR_FILE_PATTERN must have named groups (?P<kind>…) and (?P<date>…)")
     return pattern
+
+
+def _choice(name: str, text: str, choices: tuple[str, ...]) -> str:
+    if text.lower() not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {text!r}")
+    return text.lower()
 
 
 def _ratio(name: str, text: str) -> float:

@@ -24,7 +24,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         jobs=[day_job],
-        sensors=[build_file_sensor(day_job, partitions)],
+        sensors=[build_file_sensor(day_job, partitions, settings.sensor_running)],
         schedules=[build_daily_schedule(day_job)],
         resources={"cdr": CdrWorkflow(settings)},
         executor=dg.in_process_executor,  # steps share one process: no per-step start-up cost

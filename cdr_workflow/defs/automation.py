@@ -69,12 +69,14 @@ def days_to_load(listing: Listing, cursor: SensorCursor, valid_days: set[str],
 
 
 def build_file_sensor(job: UnresolvedAssetJobDefinition,
-                      partitions: dg.DailyPartitionsDefinition) -> dg.SensorDefinition:
+                      partitions: dg.DailyPartitionsDefinition,
+                      running: bool) -> dg.SensorDefinition:
     @dg.sensor(
         name="cdr_file_sensor",
         job=job,
         minimum_interval_seconds=30,
-        default_status=dg.DefaultSensorStatus.RUNNING,
+        default_status=dg.DefaultSensorStatus.RUNNING if running
+        else dg.DefaultSensorStatus.STOPPED,
         description="Watches the drop folder (or S3 prefix) and loads a day when one of its "
         "files lands or is replaced. Lists files only; never opens the warehouse.",
     )
