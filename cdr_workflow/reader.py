@@ -38,7 +38,7 @@ from cdr_workflow.layouts import (
 from cdr_workflow.schemas import schema_for
 
 DELIMITER = ";"
-DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
+DEFAULT_BLOCK_BYTES = 8 * 1024 * 1024  # measured: faster and leaner than 4 or 16 MiB
 PARSE_BLOCK_BYTES = 1024 * 1024  # pyarrow's unit of parallel parsing
 MAX_RECORD_BYTES = 64 * 1024 * 1024  # a record longer than this means an unterminated quote
 _NEWLINE, _QUOTE = 0x0A, 0x22

@@ -14,6 +14,9 @@ import pyarrow as pa
 from cdr_workflow.warehouse.base import Warehouse
 
 LOCK_WAIT_SECONDS = 120.0  # another process holding the file: wait, then fail clearly
+# DuckDB's default is 80% of RAM, which it fills with a big day's uncommitted rows; a limit
+# makes it write them to the database file as it goes, so memory stays flat
+MEMORY_LIMIT = "512MB"
 
 
 class DuckDBWarehouse(Warehouse):
@@ -28,6 +31,7 @@ class DuckDBWarehouse(Warehouse):
     def connect(self) -> Iterator[Any]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = self._connect_waiting()
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         try:
             con.begin()
             yield con
@@ -48,6 +52,6 @@ class DuckDBWarehouse(Warehouse):
                 delay = min(delay * 2, 2.0)
 
     def _append(self, con: Any, table: str, rows: pa.Table) -> None:
-        con.register("incoming_rows", rows)
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
-        con.unregister("incoming_rows")
+        # from_arrow, not register(): a registered table stays referenced until the
+        # transaction ends, so a big day would hold every chunk in memory
+        con.from_arrow(rows.select(con.table(table).columns)).insert_into(table)
