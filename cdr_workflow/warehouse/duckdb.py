@@ -16,7 +16,7 @@ from cdr_workflow.warehouse.base import Warehouse
 LOCK_WAIT_SECONDS = 120.0  # another process holding the file: wait, then fail clearly
 # DuckDB's default is 80% of RAM, which it fills with a big day's uncommitted rows; a limit
 # makes it write them to the database file as it goes, so memory stays flat
-MEMORY_LIMIT = "512MB"
+MEMORY_LIMIT = "256MB"
 
 
 class DuckDBWarehouse(Warehouse):
