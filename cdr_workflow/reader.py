@@ -245,6 +245,12 @@ def _map_positional(width: int, source: str, kind: str, line: int) -> ColumnMap:
     return ColumnMap(layout, {f.column: i for i, f in enumerate(layout.fields)}, {}, width)
 
 
+def raw_text(record: bytes, encoding: str = "utf-8") -> str:
+    """A rejected line as text that any warehouse can store: a NUL byte is written `\\x00`,
+    bytes that are not UTF-8 are read as Latin-1 so none is dropped."""
+    return record.decode(encoding, errors="replace").rstrip("\r").replace("\x00", "\\x00")
+
+
 def _read_block(buf: bytes, records: Records, column_map: ColumnMap) -> Chunk:
     starts, ends, lines = records.starts, records.ends, records.lines
     strings = _parse_fast(buf[int(starts[0]):int(ends[-1])], len(starts), column_map.width,
@@ -258,7 +264,7 @@ def _read_block(buf: bytes, records: Records, column_map: ColumnMap) -> Chunk:
     bad = np.zeros(len(lines), dtype=bool)
     for row, row_reasons in reasons.items():
         bad[row] = True
-        raw = buf[int(starts[row]):int(ends[row])].decode("utf-8", errors="replace").rstrip("\r")
+        raw = raw_text(buf[int(starts[row]):int(ends[row])])
         rejects.append(Reject(int(lines[row]), raw, tuple(row_reasons)))
     rows = typed.append_column("source_line", pa.array(lines, pa.int64()))
     rows = rows.filter(pa.array(~bad)) if bad.any() else rows
@@ -304,16 +310,17 @@ def _parse_slow(
             text = record.decode("utf-8").rstrip("\r")
         except UnicodeDecodeError as exc:
             reason = f"not valid UTF-8 (byte 0x{record[exc.start]:02x} at column {exc.start + 1})"
-            rejects.append(Reject(int(lines[i]), record.decode("latin-1"), (reason,)))
+            rejects.append(Reject(int(lines[i]), raw_text(record, "latin-1"), (reason,)))
             continue
         try:
             fields = next(csv.reader([text], delimiter=DELIMITER, strict=True))
         except csv.Error as exc:
-            rejects.append(Reject(int(lines[i]), text, (f"malformed quoting: {exc}",)))
+            rejects.append(Reject(int(lines[i]), raw_text(record),
+                                  (f"malformed quoting: {exc}",)))
             continue
         if len(fields) != width:
             reason = f"expected {width} fields, found {len(fields)}"
-            rejects.append(Reject(int(lines[i]), text, (reason,)))
+            rejects.append(Reject(int(lines[i]), raw_text(record), (reason,)))
             continue
         kept[i] = True
         for column, value in zip(columns, fields, strict=True):
