@@ -120,9 +120,11 @@ def _run_day(cdr: CdrWorkflow, listing: Listing, kind: str, day: dt.date, load_i
             "file_count": len(files),
             "size_bytes": sum(f.size_bytes for f in files),
         }
+    report = None  # read back from the warehouse once, after the load, for checks and report
     if table_key(kind) in selected:
         result = load_day(cdr.source, cdr.warehouse, kind, day, load_id, listing)
-        outcomes.extend((day, check) for check in _report(cdr, kind, day).checks())
+        report = _report(cdr, kind, day)
+        outcomes.extend((day, check) for check in report.checks())
         yield table_key(kind), {
             "dagster/row_count": result.rows_loaded,
             "rows_read": result.rows_read,
@@ -132,12 +134,13 @@ def _run_day(cdr: CdrWorkflow, listing: Listing, kind: str, day: dt.date, load_i
             "warehouse": cdr.warehouse.display_url,
         }
     if report_key(kind) in selected:
-        report = _report(cdr, kind, day)
+        report = report or _report(cdr, kind, day)
+        markdown = report.markdown()
         path = cdr.settings.reports_dir / kind / f"{day.isoformat()}.md"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(report.markdown(), encoding="utf-8")
+        path.write_text(markdown, encoding="utf-8")
         cdr.warehouse.replace_reconciliation(kind, day, report.rows(dt.datetime.now(dt.UTC)))
-        yield report_key(kind), {"report": dg.MetadataValue.md(report.markdown()),
+        yield report_key(kind), {"report": dg.MetadataValue.md(markdown),
                                  "report_path": dg.MetadataValue.path(str(path.resolve())),
                                  **report.numbers()}
 

@@ -119,13 +119,19 @@ class Warehouse(ABC):
         cur = con.execute(sql, params)
         return cur.fetchall() if cur.description else []
 
+    _tables_ready = False
+
     def ensure_tables(self) -> None:
+        """Create the tables on first use (once per process)."""
+        if self._tables_ready:
+            return
         with self.connect() as con:
             for kind in KINDS:
                 self.execute(con, _ddl(kind))
             for ddl in SUPPORT_DDL:
                 self.execute(con, ddl)
             con.commit()
+        self._tables_ready = True
 
     @contextmanager
     def day_load(self, kind: str, day: dt.date, load_id: str) -> Iterator[DayLoad]:
