@@ -87,21 +87,23 @@ def build_kind_assets(kind: str, partitions: dg.DailyPartitionsDefinition) -> dg
         outcomes: list[tuple[dt.date, CheckOutcome]] = []
         failures: dict[dt.date, str] = {}
         listing = cdr.source.list()  # once per run, not once per day
-        for day in days:
-            try:
-                for key, metadata in _run_day(cdr, listing, kind, day, context.run_id, selected,
-                                              outcomes):
-                    context.log_event(dg.AssetMaterialization(
-                        asset_key=key, partition=day.isoformat(), metadata=metadata))
-            except Exception as exc:  # noqa: BLE001 - one day's failure must not stop the rest
-                context.log.error(f"{kind} {day} failed: {exc}")
-                failures[day] = str(exc)
+        with cdr.warehouse.session():  # one connection for all the run's days
+            for day in days:
+                try:
+                    for key, metadata in _run_day(cdr, listing, kind, day, context.run_id,
+                                                  selected, outcomes):
+                        context.log_event(dg.AssetMaterialization(
+                            asset_key=key, partition=day.isoformat(), metadata=metadata))
+                except Exception as exc:  # noqa: BLE001 - one day's failure must not stop the rest
+                    context.log.error(f"{kind} {day} failed: {exc}")
+                    failures[day] = str(exc)
         if table_key(kind) in selected:
             yield from _check_results(kind, outcomes)
         if failures:
-            listing = "\n".join(f"- {day}: {why}" for day, why in sorted(failures.items()))
+            listing_text = "\n".join(f"- {day}: {why}" for day, why in sorted(failures.items()))
             raise dg.Failure(
-                description=f"{len(failures)} of {len(days)} {kind} day(s) failed:\n{listing}",
+                description=f"{len(failures)} of {len(days)} {kind} day(s) failed:\n"
+                f"{listing_text}",
                 metadata={"failed_days": ", ".join(d.isoformat() for d in sorted(failures))})
 
     return pipeline

@@ -8,6 +8,7 @@ how they connect, bulk-append Arrow data and spell parameters.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from abc import ABC, abstractmethod
@@ -97,10 +98,43 @@ SUPPORT_DDL = (
 class Warehouse(ABC):
     """One warehouse: DuckDB (embedded) or PostgreSQL, same tables, same invariants."""
 
+    _session: Any = None  # the connection held open by `session()`, if any
+    _tables_ready = False
+
     @abstractmethod
     @contextmanager
+    def _open(self) -> Iterator[Any]:
+        """A new connection, closed on exit."""
+
+    def _begin(self, con: Any) -> None:  # noqa: B027 - engines that need an explicit BEGIN
+        """Start a transaction on the connection."""
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Hold one connection across many operations (a backfill's days): opening and
+        closing one per operation costs more than a small day's load."""
+        if self._session is not None:
+            yield
+            return
+        with self._open() as con:
+            self._session = con
+            try:
+                yield
+            finally:
+                self._session = None
+
+    @contextmanager
     def connect(self) -> Iterator[Any]:
-        """A DB-API connection; commits nothing by itself."""
+        """A transaction: commits when the block ends, rolls back if it raises."""
+        with contextlib.ExitStack() as stack:
+            con = self._session or stack.enter_context(self._open())
+            self._begin(con)
+            try:
+                yield con
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
 
     @abstractmethod
     def _append(self, con: Any, table: str, rows: pa.Table) -> None:
@@ -119,8 +153,6 @@ class Warehouse(ABC):
         cur = con.execute(sql, params)
         return cur.fetchall() if cur.description else []
 
-    _tables_ready = False
-
     def ensure_tables(self) -> None:
         """Create the tables on first use (once per process)."""
         if self._tables_ready:
@@ -130,7 +162,6 @@ class Warehouse(ABC):
                 self.execute(con, _ddl(kind))
             for ddl in SUPPORT_DDL:
                 self.execute(con, ddl)
-            con.commit()
         self._tables_ready = True
 
     @contextmanager
@@ -138,15 +169,10 @@ class Warehouse(ABC):
         """One transaction replacing a kind's day. Commits on success, rolls back on error."""
         self.ensure_tables()
         with self.connect() as con:
-            try:
-                load = DayLoad(self, con, kind, day, load_id)
-                load.begin()
-                yield load
-                load.finish()
-                con.commit()
-            except BaseException:
-                con.rollback()
-                raise
+            load = DayLoad(self, con, kind, day, load_id)
+            load.begin()
+            yield load
+            load.finish()
 
     def day_facts(self, kind: str, day: dt.date, start_date: dt.date) -> DayFacts:
         self.ensure_tables()
@@ -163,10 +189,7 @@ class Warehouse(ABC):
         with self.connect() as con:
             self.execute(con, "DELETE FROM cdr_reconciliation_daily "
                          "WHERE kind = ? AND cdr_date = ?", (kind, day))
-            for row in rows:
-                self.execute(con, "INSERT INTO cdr_reconciliation_daily VALUES (?,?,?,?,?,?,?,?)",
-                             row)
-            con.commit()
+            self._append(con, "cdr_reconciliation_daily", _reconciliation_table(rows))
 
 
 class DayLoad:
@@ -288,6 +311,26 @@ class DayLoad:
             ledger.size_bytes, ledger.fingerprint, ledger.rows_read, loaded, rejected,
             encode_amounts(totals), self.load_id, dt.datetime.now(dt.UTC)))
         return FileResult(ledger.source_file, ledger.rows_read, loaded, rejected)
+
+
+RECONCILIATION_SCHEMA = pa.schema([
+    ("kind", pa.string()), ("cdr_date", pa.date32()), ("measure", pa.string()),
+    ("dimension", pa.string()), ("value", pa.decimal128(38, 6)),
+    ("reference_value", pa.decimal128(38, 6)), ("matches", pa.bool_()),
+    ("computed_at", pa.timestamp("us", tz="UTC")),
+])
+
+
+def _reconciliation_table(rows: list[tuple]) -> pa.Table:
+    def exact(value: object) -> Decimal | None:
+        return None if value is None else Decimal(str(value)).quantize(Decimal("0.000001"))
+
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in RECONCILIATION_SCHEMA]
+    columns[4] = [exact(v) for v in columns[4]]
+    columns[5] = [exact(v) for v in columns[5]]
+    return pa.Table.from_arrays([pa.array(c, f.type) for c, f in
+                                 zip(columns, RECONCILIATION_SCHEMA, strict=True)],
+                                schema=RECONCILIATION_SCHEMA)
 
 
 def amount_totals(rows: pa.Table) -> dict[AmountKey, Decimal]:

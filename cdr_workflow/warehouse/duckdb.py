@@ -28,15 +28,17 @@ class DuckDBWarehouse(Warehouse):
         return f"duckdb:///{self.path}"
 
     @contextmanager
-    def connect(self) -> Iterator[Any]:
+    def _open(self) -> Iterator[Any]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = self._connect_waiting()
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         try:
-            con.begin()
             yield con
         finally:
             con.close()
+
+    def _begin(self, con: Any) -> None:
+        con.begin()
 
     def _connect_waiting(self) -> duckdb.DuckDBPyConnection:
         """DuckDB allows one writing process per file; a second waits for the first."""

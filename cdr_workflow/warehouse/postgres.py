@@ -29,7 +29,7 @@ class PostgresWarehouse(Warehouse):
         return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
     @contextmanager
-    def connect(self) -> Iterator[Any]:
+    def _open(self) -> Iterator[Any]:
         try:
             con = adbc.connect(self.url)
         except adbc_driver_manager.Error as exc:
