@@ -67,9 +67,10 @@ def main() -> None:
     if result.returncode != 0:
         sys.exit(result.stderr[-4000:])
     with duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True) as con:
-        days, rows = con.execute("SELECT COUNT(DISTINCT cdr_date), COUNT(*) FROM voice_cdrs").fetchone()
-        (balanced,) = con.execute("SELECT bool_and(rows_read = rows_loaded + rows_rejected) "
-                              "FROM cdr_files").fetchone()
+        days, rows = con.execute(
+            "SELECT COUNT(DISTINCT cdr_date), COUNT(*) FROM voice_cdrs").fetchone()
+        (balanced,) = con.execute(
+            "SELECT bool_and(rows_read = rows_loaded + rows_rejected) FROM cdr_files").fetchone()
     print(json.dumps({"days": args.days, "rows_per_day": args.rows, "wall_seconds": round(wall, 1),
                       "rows_per_second": round(args.days * args.rows / wall),
                       "warehouse_days": days, "warehouse_rows": rows,

@@ -6,10 +6,11 @@ import contextlib
 import datetime as dt
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from queue import Empty, Queue
 from typing import Any, TypeVar
 
+from cdr_workflow.privacy import pseudonymise
 from cdr_workflow.reader import read_cdr_file
 from cdr_workflow.sources import CdrFile, Listing, NoFileError, Source
 from cdr_workflow.warehouse import FileLedger, FileResult, Warehouse
@@ -86,11 +87,12 @@ def find_day_files(source: Source, kind: str, day: dt.date,
 
 def load_day(
     source: Source, warehouse: Warehouse, kind: str, day: dt.date, load_id: str,
-    listing: Listing | None = None,
+    listing: Listing | None = None, pseudonymisation_key: bytes | None = None,
 ) -> DayLoadResult:
     """Replace the kind's rows for `day` with the content of the day's files, atomically.
 
-    Pass a `listing` taken once per run to avoid listing the source for every day.
+    Pass a `listing` taken once per run to avoid listing the source for every day, and a key
+    to store phone numbers and user ids as keyed tokens (see `privacy`).
     """
     files = find_day_files(source, kind, day, listing)
     with warehouse.day_load(kind, day, load_id) as load:
@@ -98,8 +100,12 @@ def load_day(
             rows_read = 0
             with source.open(cdr_file) as stream:
                 for chunk in prefetched(read_cdr_file(stream, cdr_file.relative_path, kind)):
-                    load.add_rows(cdr_file.relative_path, chunk.rows)
-                    load.add_rejects(cdr_file.relative_path, chunk.rejects)
+                    rows, rejects = chunk.rows, chunk.rejects
+                    if pseudonymisation_key:
+                        rows = pseudonymise(rows, pseudonymisation_key)
+                        rejects = [replace(r, raw_line=None) for r in rejects]
+                    load.add_rows(cdr_file.relative_path, rows)
+                    load.add_rejects(cdr_file.relative_path, rejects)
                     rows_read += chunk.lines_read
             load.add_file(FileLedger(kind, day, cdr_file.relative_path, cdr_file.uri,
                                      cdr_file.size_bytes, cdr_file.fingerprint, rows_read))

@@ -61,7 +61,7 @@ class CdrFileError(Exception):
 @dataclass(frozen=True)
 class Reject:
     line: int
-    raw_line: str
+    raw_line: str | None  # None when withheld (pseudonymisation)
     reasons: tuple[str, ...]
 
 
@@ -183,7 +183,10 @@ def _normalise(name: str) -> str:
 
 def _split(record: bytes) -> list[str]:
     text = record.decode("utf-8", errors="replace").rstrip("\r")
-    return next(csv.reader([text], delimiter=DELIMITER), [])
+    try:
+        return next(csv.reader([text], delimiter=DELIMITER), [])
+    except csv.Error:  # a mangled first line: its fields still tell header from data
+        return text.split(DELIMITER)
 
 
 def _resolve_columns(
@@ -290,7 +293,7 @@ def _parse_fast(data: bytes, expected_rows: int, width: int, quoted_newlines: bo
                 column_types={n: pa.string() for n in names},
                 null_values=[""],
                 strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
+                quoted_strings_can_be_null=True,  # "" is empty too, as in the slow path
             ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError):

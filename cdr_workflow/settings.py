@@ -6,7 +6,7 @@ import datetime as dt
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cdr_workflow.sources.base import DEFAULT_FILE_PATTERN
@@ -22,7 +22,7 @@ class Settings:
     drop_dir: Path
     s3_bucket: str | None
     s3_prefix: str
-    warehouse_url: str
+    warehouse_url: str = field(repr=False)  # may hold a password
     start_date: dt.date
     file_pattern: re.Pattern[str]
     reports_dir: Path
@@ -30,6 +30,7 @@ class Settings:
     expected_prefix: str
     max_reject_ratio: float
     sensor_running: bool
+    pseudonymisation_key: bytes | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -58,6 +59,7 @@ class Settings:
             expected_dir=Path(get("CDR_EXPECTED_DIR", "data/expected")),
             expected_prefix=get("CDR_EXPECTED_PREFIX", "expected/"),
             max_reject_ratio=_ratio("CDR_MAX_REJECT_RATIO", get("CDR_MAX_REJECT_RATIO", "0.05")),
+            pseudonymisation_key=_key(env.get("CDR_PSEUDONYMISATION_KEY", "")),
             sensor_running=_choice("CDR_SENSOR_STATUS", get("CDR_SENSOR_STATUS", "running"),
                                    ("running", "stopped")) == "running",
         )
@@ -86,6 +88,18 @@ def _pattern(text: str) -> re.Pattern[str]:
     if not {"kind", "date"} <= set(pattern.groupindex):
         raise SettingsError("CDR_FILE_PATTERN must have named groups (?P<kind>…) and (?P<date>…)")
     return pattern
+
+
+MIN_KEY_LENGTH = 16
+
+
+def _key(text: str) -> bytes | None:
+    if not text:
+        return None
+    if len(text) < MIN_KEY_LENGTH:
+        raise SettingsError(f"CDR_PSEUDONYMISATION_KEY must be at least {MIN_KEY_LENGTH} "
+                            "characters long")
+    return text.encode()
 
 
 def _choice(name: str, text: str, choices: tuple[str, ...]) -> str:

@@ -124,7 +124,8 @@ def _run_day(cdr: CdrWorkflow, listing: Listing, kind: str, day: dt.date, load_i
         }
     report = None  # read back from the warehouse once, after the load, for checks and report
     if table_key(kind) in selected:
-        result = load_day(cdr.source, cdr.warehouse, kind, day, load_id, listing)
+        result = load_day(cdr.source, cdr.warehouse, kind, day, load_id, listing,
+                          cdr.settings.pseudonymisation_key)
         report = _report(cdr, kind, day)
         outcomes.extend((day, check) for check in report.checks())
         yield table_key(kind), {

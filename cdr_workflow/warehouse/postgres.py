@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -14,6 +15,9 @@ import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 
 from cdr_workflow.warehouse.base import Warehouse
+
+CONNECT_ATTEMPTS = 5
+CONNECT_BACKOFF_SECONDS = 1.0  # 1, 2, 4, 8 s between attempts
 
 
 class PostgresWarehouse(Warehouse):
@@ -30,16 +34,25 @@ class PostgresWarehouse(Warehouse):
 
     @contextmanager
     def _open(self) -> Iterator[Any]:
-        try:
-            con = adbc.connect(self.url)
-        except adbc_driver_manager.Error as exc:
-            # the driver's message can quote the connection string: name the server only
-            raise ConnectionError(f"cannot connect to the warehouse at {self.display_url}: "
-                                  f"{type(exc).__name__}") from None
+        con = self._connect_retrying()
         try:
             yield con
         finally:
             con.close()
+
+    def _connect_retrying(self) -> Any:
+        """A server restarting or failing over is a moment, not a failed day: retry with
+        backoff, then fail naming the server (the driver's own message can quote the
+        connection string, password included, so it is not passed on)."""
+        for attempt in range(CONNECT_ATTEMPTS):
+            try:
+                return adbc.connect(self.url)
+            except adbc_driver_manager.Error as exc:
+                failure = type(exc).__name__
+                if attempt < CONNECT_ATTEMPTS - 1:
+                    time.sleep(CONNECT_BACKOFF_SECONDS * 2**attempt)
+        raise ConnectionError(f"cannot connect to the warehouse at {self.display_url} after "
+                              f"{CONNECT_ATTEMPTS} attempts ({failure})") from None
 
     def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         counter = itertools.count(1)

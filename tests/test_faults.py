@@ -1,0 +1,99 @@
+"""Faults: a load killed with SIGKILL mid-append, two loads at once on one DuckDB file, and a
+warehouse that cannot be reached."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cdr_workflow.demo import write_day, write_voice_file
+from cdr_workflow.load import load_day
+from cdr_workflow.sources import DEFAULT_FILE_PATTERN
+from cdr_workflow.sources.local import LocalSource
+from cdr_workflow.warehouse import open_warehouse
+from cdr_workflow.warehouse import postgres as postgres_module
+
+DAY = dt.date(2026, 11, 21)
+
+LOAD_SCRIPT = textwrap.dedent("""
+    import datetime as dt, re, sys
+    from pathlib import Path
+    from cdr_workflow.load import load_day
+    from cdr_workflow.sources import DEFAULT_FILE_PATTERN
+    from cdr_workflow.sources.local import LocalSource
+    from cdr_workflow.warehouse import open_warehouse
+    from cdr_workflow.warehouse.base import DayLoad
+
+    drop, url, day, load_id = sys.argv[1:5]
+    appended = DayLoad.add_rows
+    def announce(self, *args):
+        appended(self, *args)
+        print("appended", flush=True)  # the parent kills us here, mid-transaction
+    DayLoad.add_rows = announce
+    source = LocalSource(Path(drop), re.compile(DEFAULT_FILE_PATTERN))
+    load_day(source, open_warehouse(url), "voice", dt.date.fromisoformat(day), load_id)
+    print("done", flush=True)
+""")
+
+
+def start_load(drop: Path, url: str, day: dt.date, load_id: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", LOAD_SCRIPT, str(drop), url, day.isoformat(),
+                             load_id], stdout=subprocess.PIPE, text=True)
+
+
+def test_a_load_killed_mid_append_leaves_the_day_untouched_and_a_rerun_is_correct(
+        tmp_path, warehouse_url):
+    drop = tmp_path / "drop"
+    source = LocalSource(drop, re.compile(DEFAULT_FILE_PATTERN))
+    warehouse = open_warehouse(warehouse_url)
+    write_voice_file(drop / "voice_2026-11-21.csv", 100, DAY, seed=1)
+    load_day(source, warehouse, "voice", DAY, "before")
+    write_voice_file(drop / "voice_2026-11-21.csv", 200_000, DAY, seed=2)
+
+    child = start_load(drop, warehouse_url, DAY, "killed")
+    assert child.stdout.readline().strip() == "appended"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+
+    assert warehouse.query("SELECT load_id, COUNT(*) FROM voice_cdrs GROUP BY 1") == [
+        ("before", 100)]
+    assert warehouse.query("SELECT load_id, rows_read FROM cdr_files") == [("before", 100)]
+    result = load_day(source, warehouse, "voice", DAY, "rerun")
+    assert result.rows_loaded == 200_000
+    assert warehouse.query("SELECT load_id, COUNT(*) FROM voice_cdrs GROUP BY 1") == [
+        ("rerun", 200_000)]
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
+def test_two_loads_of_different_days_at_once_on_duckdb_both_succeed(tmp_path, warehouse_url):
+    drop = tmp_path / "drop"
+    days = [DAY - dt.timedelta(days=1), DAY]
+    for day in days:
+        write_day(drop, day, rows_per_file=3000)
+    children = [start_load(drop, warehouse_url, day, f"run-{day}") for day in days]
+    outputs = [child.communicate(timeout=180)[0] for child in children]
+    assert [child.returncode for child in children] == [0, 0]
+    assert all("done" in out for out in outputs)
+    loaded = open_warehouse(warehouse_url).query(
+        "SELECT cdr_date, COUNT(*) > 0 FROM voice_cdrs GROUP BY 1 ORDER BY 1")
+    assert [(str(d), ok) for d, ok in loaded] == [(str(d), True) for d in days]
+
+
+def test_an_unreachable_warehouse_is_retried_then_named_without_its_password(monkeypatch):
+    naps: list[float] = []
+    monkeypatch.setattr(postgres_module.time, "sleep", naps.append)
+    warehouse = open_warehouse("postgresql://cdr:Sup3rS3cret@127.0.0.1:1/warehouse")
+    with pytest.raises(ConnectionError) as raised:
+        warehouse.query("SELECT 1")
+    message = str(raised.value)
+    assert "postgresql://cdr@127.0.0.1:1/warehouse after 5 attempts" in message
+    assert "Sup3rS3cret" not in message and "Sup3rS3cret" not in repr(raised.value.__cause__)
+    assert naps == [1.0, 2.0, 4.0, 8.0]
