@@ -443,3 +443,40 @@ def _validate(typed: pa.Table, layout: Layout, reasons: Reasons) -> None:
             row_reasons = reasons.setdefault(int(row), [])
             if reason not in row_reasons:
                 row_reasons.append(reason)
+
+
+EXPECTED_SCHEMA = pa.schema([("id", pa.string()), ("expected_time", TIMESTAMP_TYPE),
+                             ("amount", pa.decimal128(18, AMOUNT_SCALE)),
+                             ("currency", pa.string())])
+
+
+def read_expected_file(stream: BinaryIO, source: str) -> pa.Table:
+    """The customer's own log of what it asked for: `id;timestamp[;amount;currency]` with a
+    header. Small (one line per request), so read whole; a bad value fails the file by name."""
+    raw = _decompressed(stream, source).read()
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(raw.removeprefix(codecs.BOM_UTF8)),
+            parse_options=pacsv.ParseOptions(delimiter=DELIMITER),
+            convert_options=pacsv.ConvertOptions(
+                column_types={"id": pa.string(), "timestamp": pa.string(),
+                              "amount": pa.string(), "currency": pa.string()},
+                null_values=[""], strings_can_be_null=True))
+    except pa.ArrowInvalid as exc:
+        raise CdrFileError(source, f"not an expected-records file: {exc}") from exc
+    if not {"id", "timestamp"} <= set(table.column_names):
+        raise CdrFileError(source, "expected a header with at least id;timestamp")
+    reasons: Reasons = {}
+    timestamps = _to_timestamp(table.column("timestamp").combine_chunks(),
+                               Field("timestamp", FieldType.TIMESTAMP, ""), reasons)
+    amounts = pa.nulls(table.num_rows, EXPECTED_SCHEMA.field("amount").type)
+    if "amount" in table.column_names:
+        amounts = _convert(table.column("amount").combine_chunks(),
+                           Field("amount", FieldType.DECIMAL, ""), reasons)
+    if reasons:
+        row, why = next(iter(sorted(reasons.items())))
+        raise CdrFileError(source, "; ".join(why), row + 2)
+    currency = (table.column("currency") if "currency" in table.column_names
+                else pa.nulls(table.num_rows, pa.string()))
+    return pa.Table.from_arrays([table.column("id"), timestamps, amounts, currency],
+                                schema=EXPECTED_SCHEMA)

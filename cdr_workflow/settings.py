@@ -7,8 +7,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
+from cdr_workflow.insights import Tolerances
 from cdr_workflow.sources.base import DEFAULT_FILE_PATTERN
 
 
@@ -29,6 +31,7 @@ class Settings:
     expected_dir: Path
     expected_prefix: str
     max_reject_ratio: float
+    tolerances: Tolerances
     sensor_running: bool
     pseudonymisation_key: bytes | None = field(default=None, repr=False)
 
@@ -59,6 +62,11 @@ class Settings:
             expected_dir=Path(get("CDR_EXPECTED_DIR", "data/expected")),
             expected_prefix=get("CDR_EXPECTED_PREFIX", "expected/"),
             max_reject_ratio=_ratio("CDR_MAX_REJECT_RATIO", get("CDR_MAX_REJECT_RATIO", "0.05")),
+            tolerances=Tolerances(
+                amount=Decimal(str(_non_negative("CDR_AMOUNT_TOLERANCE",
+                                                 get("CDR_AMOUNT_TOLERANCE", "0")))),
+                seconds=_non_negative("CDR_TIME_TOLERANCE_SECONDS",
+                                      get("CDR_TIME_TOLERANCE_SECONDS", "300"))),
             pseudonymisation_key=_key(env.get("CDR_PSEUDONYMISATION_KEY", "")),
             sensor_running=_choice("CDR_SENSOR_STATUS", get("CDR_SENSOR_STATUS", "running"),
                                    ("running", "stopped")) == "running",
@@ -106,6 +114,16 @@ def _choice(name: str, text: str, choices: tuple[str, ...]) -> str:
     if text.lower() not in choices:
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {text!r}")
     return text.lower()
+
+
+def _non_negative(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise SettingsError(f"{name} must be a number ≥ 0, not {text!r}")
+    return value if name != "CDR_AMOUNT_TOLERANCE" else float(text)
 
 
 def _ratio(name: str, text: str) -> float:

@@ -6,6 +6,8 @@ import dagster as dg
 
 from cdr_workflow.defs.assets import build_kind_assets
 from cdr_workflow.defs.automation import build_daily_schedule, build_file_sensor
+from cdr_workflow.defs.common import kind_asset_keys
+from cdr_workflow.defs.insights import build_billing, build_expected_match
 from cdr_workflow.defs.partitions import daily_partitions
 from cdr_workflow.defs.resources import CdrWorkflow
 from cdr_workflow.layouts import KINDS
@@ -15,9 +17,11 @@ from cdr_workflow.settings import Settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = daily_partitions(settings)
     assets = [build_kind_assets(kind, partitions) for kind in KINDS]
+    assets += [build_expected_match(kind, partitions) for kind in KINDS]
+    assets.append(build_billing(settings.start_date))
     day_job = dg.define_asset_job(
         "cdr_day_job",
-        selection=dg.AssetSelection.groups(*KINDS),
+        selection=dg.AssetSelection.assets(*[k for kind in KINDS for k in kind_asset_keys(kind)]),
         partitions_def=partitions,
         description="Loads and reconciles one day of every kind (or of one, from a sensor).",
     )

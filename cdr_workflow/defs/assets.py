@@ -11,6 +11,17 @@ from typing import Any
 
 import dagster as dg
 
+from cdr_workflow.defs.common import (
+    OWNERS,
+    file_key,
+    kpi_key,
+    materialize_days,
+    raise_for,
+    report_key,
+    signal_key,
+    table_key,
+)
+from cdr_workflow.defs.insights import KPI_DESCRIPTION, SIGNAL_DESCRIPTION, day_insights
 from cdr_workflow.defs.partitions import WAREHOUSE_POOL
 from cdr_workflow.defs.resources import CdrWorkflow
 from cdr_workflow.layouts import table_columns, table_name
@@ -18,24 +29,10 @@ from cdr_workflow.load import find_day_files, load_day
 from cdr_workflow.reconcile import CheckOutcome, DailyReport
 from cdr_workflow.sources import Listing
 
-CHECK_NAMES = ("reject_ratio", "counts_add_up", "no_duplicate_ids", "amounts_match_file")
-OWNERS = ["team:cdr-data"]
-
-
-def file_key(kind: str) -> dg.AssetKey:
-    return dg.AssetKey(f"{kind}_file")
-
-
-def table_key(kind: str) -> dg.AssetKey:
-    return dg.AssetKey(table_name(kind))
-
-
-def report_key(kind: str) -> dg.AssetKey:
-    return dg.AssetKey(f"{kind}_reconciliation")
-
-
-def kind_asset_keys(kind: str) -> list[dg.AssetKey]:
-    return [file_key(kind), table_key(kind), report_key(kind)]
+TABLE_CHECKS = ("reject_ratio", "counts_add_up", "no_duplicate_ids", "amounts_match_file")
+SIGNAL_CHECKS = ("volume_anomaly", "no_fraud_flags")
+WARNINGS = {"reject_ratio", "volume_anomaly", "no_fraud_flags"}  # the rest are errors
+Outcome = tuple[dt.date, dg.AssetKey, CheckOutcome]
 
 
 def column_schema(kind: str) -> dg.TableSchema:
@@ -67,6 +64,10 @@ def _specs(kind: str) -> list[dg.AssetSpec]:
             "warehouse), result/reason mix, ids already loaded on other days, late records "
             "and missing earlier days. Stored in `cdr_reconciliation_daily` and written as "
             "markdown under the reports folder."),
+        dg.AssetSpec(kpi_key(kind), deps=[table_key(kind)], kinds={"table", "html"}, **common,
+                     description=KPI_DESCRIPTION[kind]),
+        dg.AssetSpec(signal_key(kind), deps=[table_key(kind)], kinds={"table"}, **common,
+                     description=SIGNAL_DESCRIPTION[kind]),
     ]
 
 
@@ -74,7 +75,8 @@ def build_kind_assets(kind: str, partitions: dg.DailyPartitionsDefinition) -> dg
     @dg.multi_asset(
         name=f"{kind}_pipeline",
         specs=_specs(kind),
-        check_specs=[dg.AssetCheckSpec(n, asset=table_key(kind)) for n in CHECK_NAMES],
+        check_specs=[dg.AssetCheckSpec(n, asset=table_key(kind)) for n in TABLE_CHECKS]
+        + [dg.AssetCheckSpec(n, asset=signal_key(kind)) for n in SIGNAL_CHECKS],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
@@ -82,35 +84,20 @@ def build_kind_assets(kind: str, partitions: dg.DailyPartitionsDefinition) -> dg
     )
     def pipeline(context: dg.AssetExecutionContext, cdr: dg.ResourceParam[CdrWorkflow]
                  ) -> Iterator[dg.AssetCheckResult]:
-        days = [dt.date.fromisoformat(key) for key in context.partition_keys]
         selected = context.selected_asset_keys
-        outcomes: list[tuple[dt.date, CheckOutcome]] = []
-        failures: dict[dt.date, str] = {}
+        outcomes: list[Outcome] = []
         listing = cdr.source.list()  # once per run, not once per day
         with cdr.warehouse.session():  # one connection for all the run's days
-            for day in days:
-                try:
-                    for key, metadata in _run_day(cdr, listing, kind, day, context.run_id,
-                                                  selected, outcomes):
-                        context.log_event(dg.AssetMaterialization(
-                            asset_key=key, partition=day.isoformat(), metadata=metadata))
-                except Exception as exc:  # noqa: BLE001 - one day's failure must not stop the rest
-                    context.log.error(f"{kind} {day} failed: {exc}")
-                    failures[day] = str(exc)
-        if table_key(kind) in selected:
-            yield from _check_results(kind, outcomes)
-        if failures:
-            listing_text = "\n".join(f"- {day}: {why}" for day, why in sorted(failures.items()))
-            raise dg.Failure(
-                description=f"{len(failures)} of {len(days)} {kind} day(s) failed:\n"
-                f"{listing_text}",
-                metadata={"failed_days": ", ".join(d.isoformat() for d in sorted(failures))})
+            failures = materialize_days(context, lambda day: _run_day(
+                cdr, listing, kind, day, context.run_id, selected, outcomes), raise_at_end=False)
+        yield from _check_results(outcomes)
+        raise_for(failures, kind, len(context.partition_keys))
 
     return pipeline
 
 
 def _run_day(cdr: CdrWorkflow, listing: Listing, kind: str, day: dt.date, load_id: str,
-             selected: set[dg.AssetKey], outcomes: list[tuple[dt.date, CheckOutcome]]
+             selected: set[dg.AssetKey], outcomes: list[Outcome]
              ) -> Iterator[tuple[dg.AssetKey, dict[str, Any]]]:
     """Materialise the selected assets of one day, yielding (asset, metadata) as each is done."""
     files = find_day_files(cdr.source, kind, day, listing)
@@ -127,7 +114,7 @@ def _run_day(cdr: CdrWorkflow, listing: Listing, kind: str, day: dt.date, load_i
         result = load_day(cdr.source, cdr.warehouse, kind, day, load_id, listing,
                           cdr.settings.pseudonymisation_key)
         report = _report(cdr, kind, day)
-        outcomes.extend((day, check) for check in report.checks())
+        outcomes.extend((day, table_key(kind), check) for check in report.checks())
         yield table_key(kind), {
             "dagster/row_count": result.rows_loaded,
             "rows_read": result.rows_read,
@@ -146,6 +133,13 @@ def _run_day(cdr: CdrWorkflow, listing: Listing, kind: str, day: dt.date, load_i
         yield report_key(kind), {"report": dg.MetadataValue.md(markdown),
                                  "report_path": dg.MetadataValue.path(str(path.resolve())),
                                  **report.numbers()}
+    if {kpi_key(kind), signal_key(kind)} & selected:
+        kpi_metadata, signal_metadata, checks = day_insights(cdr, kind, day)
+        outcomes.extend((day, signal_key(kind), check) for check in checks)
+        if kpi_key(kind) in selected:
+            yield kpi_key(kind), kpi_metadata
+        if signal_key(kind) in selected:
+            yield signal_key(kind), signal_metadata
 
 
 def _report(cdr: CdrWorkflow, kind: str, day: dt.date) -> DailyReport:
@@ -153,20 +147,17 @@ def _report(cdr: CdrWorkflow, kind: str, day: dt.date) -> DailyReport:
     return DailyReport(facts, cdr.settings.max_reject_ratio)
 
 
-def _check_results(kind: str, outcomes: list[tuple[dt.date, CheckOutcome]]
-                   ) -> Iterator[dg.AssetCheckResult]:
-    """One result per check for the run: it passes only if it passed on every day loaded."""
-    for name in CHECK_NAMES:
-        days = [(day, c) for day, c in outcomes if c.name == name]
-        if not days:
-            continue
+def _check_results(outcomes: list[Outcome]) -> Iterator[dg.AssetCheckResult]:
+    """One result per check for the run: it passes only if it passed on every day."""
+    for asset_key, name in dict.fromkeys((key, c.name) for _, key, c in outcomes):
+        days = [(day, c) for day, key, c in outcomes if key == asset_key and c.name == name]
         failed = [(day, c) for day, c in days if not c.passed]
         shown = failed or days[-1:]
         yield dg.AssetCheckResult(
-            asset_key=table_key(kind),
+            asset_key=asset_key,
             check_name=name,
             passed=not failed,
-            severity=dg.AssetCheckSeverity.WARN if name == "reject_ratio"
+            severity=dg.AssetCheckSeverity.WARN if name in WARNINGS
             else dg.AssetCheckSeverity.ERROR,
             description=days[0][1].description,
             metadata={"days_checked": len(days), "days_failed": len(failed),

@@ -10,7 +10,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition,
 )
 
-from cdr_workflow.defs.assets import kind_asset_keys, report_key
+from cdr_workflow.defs.common import kind_asset_keys, report_key
 from cdr_workflow.defs.resources import CdrWorkflow
 from cdr_workflow.layouts import KINDS
 from cdr_workflow.sources import CdrFile, Listing

@@ -12,8 +12,14 @@ from typing import BinaryIO
 from cdr_workflow.layouts import KINDS
 
 DEFAULT_FILE_PATTERN = (
-    r"(?i)(?P<kind>verification|voice).*?(?<!\d)(?P<date>\d{4}-\d{2}-\d{2}|\d{8})(?!\d)"
+    r"(?i)(?<!expected_)(?P<kind>verification|voice).*?(?<!\d)(?P<date>\d{4}-\d{2}-\d{2}|\d{8})(?!\d)"
     r"[^/]*\.(?:csv|txt)(?:\.gz)?$"
+)
+
+# the customer's own records, beside the CDRs (CDR_EXPECTED_DIR / CDR_EXPECTED_PREFIX)
+EXPECTED_FILE_PATTERN = (
+    r"(?i)expected_(?P<kind>verification|voice)_(?P<date>\d{4}-\d{2}-\d{2}|\d{8})"
+    r"\.(?:csv|txt)(?:\.gz)?$"
 )
 
 

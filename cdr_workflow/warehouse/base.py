@@ -88,6 +88,22 @@ SUPPORT_DDL = (
   kind VARCHAR, cdr_date DATE, source_file VARCHAR, source_uri VARCHAR, size_bytes BIGINT,
   fingerprint VARCHAR, rows_read BIGINT, rows_loaded BIGINT, rows_rejected BIGINT,
   amount_totals VARCHAR, load_id VARCHAR, loaded_at TIMESTAMPTZ)""",
+    """CREATE TABLE IF NOT EXISTS cdr_expected (
+  kind VARCHAR, cdr_date DATE, id VARCHAR, expected_time TIMESTAMPTZ, amount DECIMAL(18, 6),
+  currency VARCHAR, source_file VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS cdr_expected_match (
+  kind VARCHAR, cdr_date DATE, id VARCHAR, status VARCHAR, detail VARCHAR,
+  cdr_loaded_date DATE, computed_at TIMESTAMPTZ)""",
+    """CREATE TABLE IF NOT EXISTS cdr_kpis_daily (
+  kind VARCHAR, cdr_date DATE, dimension VARCHAR, dimension_value VARCHAR, measure VARCHAR,
+  value DECIMAL(38, 6))""",
+    """CREATE TABLE IF NOT EXISTS cdr_signals_daily (
+  kind VARCHAR, cdr_date DATE, dimension VARCHAR, dimension_value VARCHAR, volume BIGINT,
+  trailing_median DOUBLE PRECISION, success_rate DOUBLE PRECISION,
+  norm_success_rate DOUBLE PRECISION, flag VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS cdr_billing_monthly (
+  month DATE, kind VARCHAR, currency VARCHAR, application_key VARCHAR, product VARCHAR,
+  items BIGINT, amount DECIMAL(38, 6), month_to_date BOOLEAN, computed_at TIMESTAMPTZ)""",
     """CREATE TABLE IF NOT EXISTS cdr_reconciliation_daily (
   kind VARCHAR, cdr_date DATE, measure VARCHAR, dimension VARCHAR,
   value DECIMAL(38, 6), reference_value DECIMAL(38, 6), matches BOOLEAN,
@@ -183,6 +199,16 @@ class Warehouse(ABC):
         self.ensure_tables()
         with self.connect() as con:
             return self.execute(con, sql, params)
+
+    def replace_rows(self, table: str, where: dict[str, Any], rows: pa.Table) -> None:
+        """Replace the rows matching `where` (column = value) with `rows`, in one transaction.
+        Table and column names come from code, never from file contents."""
+        self.ensure_tables()
+        condition = " AND ".join(f"{column} = ?" for column in where)
+        with self.connect() as con:
+            self.execute(con, f"DELETE FROM {table} WHERE {condition}", tuple(where.values()))
+            if rows.num_rows:
+                self._append(con, table, rows)
 
     def replace_reconciliation(self, kind: str, day: dt.date, rows: list[tuple]) -> None:
         self.ensure_tables()

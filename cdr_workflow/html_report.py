@@ -1,0 +1,78 @@
+"""Self-contained HTML reports (inline CSS and SVG charts: no CDN, open offline)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from html import escape
+
+from cdr_workflow.insights import Kpi, Signal
+
+STYLE = """body{font:14px system-ui,sans-serif;margin:2rem;color:#1f2430;max-width:1100px}
+h1{font-size:1.5rem}h2{font-size:1.1rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0}
+td,th{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:right}
+td:first-child,th:first-child{text-align:left}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:1rem}
+figure{margin:0}figcaption{font-weight:600;margin-bottom:.25rem}"""
+
+SeriesPoint = tuple[dt.date, float]
+
+
+def chart(title: str, points: Sequence[SeriesPoint], width: int = 320, height: int = 120) -> str:
+    """A line chart of a daily series as inline SVG."""
+    if not points:
+        return f"<figure><figcaption>{escape(title)}</figcaption><p>no data</p></figure>"
+    values = [v for _, v in points]
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    step = (width - 20) / max(len(points) - 1, 1)
+    coords = " ".join(f"{10 + i * step:.1f},{height - 20 - (v - low) / span * (height - 40):.1f}"
+                      for i, (_, v) in enumerate(points))
+    first, last = points[0][0].isoformat(), points[-1][0].isoformat()
+    return (f'<figure><figcaption>{escape(title)}</figcaption>'
+            f'<svg width="{width}" height="{height}" role="img" aria-label="{escape(title)}">'
+            f'<polyline fill="none" stroke="#3b5bdb" stroke-width="2" points="{coords}"/>'
+            f'<text x="10" y="{height - 4}" font-size="10">{first}</text>'
+            f'<text x="{width - 70}" y="{height - 4}" font-size="10">{last}</text>'
+            f'<text x="10" y="12" font-size="10">max {high:g}</text></svg></figure>')
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{escape('' if c is None else str(c))}</td>"
+                                     for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def page(title: str, sections: Sequence[str]) -> str:
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
+            f"<h1>{escape(title)}</h1>{''.join(sections)}</body></html>")
+
+
+def daily_html(kind: str, day: dt.date, series: dict[str, Sequence[SeriesPoint]],
+               kpis: Sequence[Kpi], signals: Sequence[Signal]) -> str:
+    flagged = [s for s in signals if s.flag]
+    sections = [
+        "<h2>Last 30 days</h2><div class='charts'>"
+        + "".join(chart(name, points) for name, points in series.items()) + "</div>",
+        "<h2>Flags</h2>" + (table(["dimension", "value", "flag", "volume", "trailing median",
+                                   "success", "norm"],
+                                  [(s.dimension, s.value, s.flag, s.volume, s.trailing_median,
+                                    f"{s.success_rate:.1%}",
+                                    "" if s.norm_success_rate is None
+                                    else f"{s.norm_success_rate:.1%}") for s in flagged])
+                            if flagged else "<p>No flags.</p>"),
+        "<h2>KPIs</h2>" + table(["dimension", "value", "measure", "figure"],
+                                [(k.dimension, k.value, k.measure, k.figure) for k in kpis]),
+    ]
+    return page(f"{kind.capitalize()} CDRs, {day.isoformat()}", sections)
+
+
+def monthly_html(month: dt.date, month_to_date: bool,
+                 lines: Sequence[tuple[str, str, str, str, int, object]]) -> str:
+    status = "month to date" if month_to_date else "closed month"
+    return page(f"Invoice lines, {month:%Y-%m} ({status})", [table(
+        ["kind", "currency", "application key", "method / call type", "items", "amount"],
+        lines)])
