@@ -37,8 +37,7 @@ def test_sensor_requests_each_kind_and_day_with_a_file(defs, settings, instance,
         ("voice", "2026-11-20"), ("voice", "2026-11-21")]
     voice = next(r for r in requests if r.tags["cdr_kind"] == "voice")
     assert {k.to_user_string() for k in voice.asset_selection} == {
-        "voice_file", "voice_cdrs", "voice_reconciliation", "voice_kpis", "voice_signals",
-        "voice_expected_match"}
+        "voice_file", "voice_cdrs", "voice_reconciliation", "voice_kpis", "voice_signals"}
 
 
 def test_unchanged_files_keep_their_run_key_and_a_replaced_file_gets_a_new_one(

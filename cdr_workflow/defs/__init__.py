@@ -28,7 +28,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         jobs=[day_job],
-        sensors=[build_file_sensor(day_job, partitions, settings.sensor_running)],
+        sensors=[
+            build_file_sensor(day_job, partitions, settings.sensor_running),
+            dg.AutomationConditionSensorDefinition(
+                "cdr_automation", target=dg.AssetSelection.all(),
+                default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
+                description="Brings the expected-records match and the monthly billing up to "
+                "date after days load (including earlier days a late CDR resolves)."),
+        ],
         schedules=[build_daily_schedule(day_job)],
         resources={"cdr": CdrWorkflow(settings)},
         executor=dg.in_process_executor,  # steps share one process: no per-step start-up cost

@@ -1,0 +1,193 @@
+"""Reconciliation that finds money: planted cases are found, exactly what was planted."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from helpers import PT_HEADER, line, pt_row
+
+from cdr_workflow.defs import build_definitions
+from cdr_workflow.defs.common import kind_asset_keys
+from cdr_workflow.demo import write_day
+from cdr_workflow.insights import Tolerances, classify, kpi_queries, kpis, signals
+from cdr_workflow.load import load_day
+from cdr_workflow.settings import Settings
+from cdr_workflow.sources import DEFAULT_FILE_PATTERN
+from cdr_workflow.sources.local import LocalSource
+
+D20, D21 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
+
+
+@pytest.fixture
+def warehouse_url(tmp_path) -> str:  # the logic here is engine-free: DuckDB is enough
+    return f"duckdb:///{tmp_path}/warehouse.duckdb"
+
+
+def write_voice(drop, day: dt.date, rows: list[dict[str, str]]) -> None:
+    drop.mkdir(parents=True, exist_ok=True)
+    (drop / f"voice_{day}.csv").write_text(PT_HEADER + "\n" + "".join(
+        line(r) + "\n" for r in rows))
+
+
+def at(day: dt.date, hour: int, minute: int = 0) -> str:
+    return f"{day}T{hour:02d}:{minute:02d}:00Z"
+
+
+def test_kpis_equal_hand_computed_values(tmp_path, warehouse):
+    drop = tmp_path / "drop"
+    write_voice(drop, D21, [
+        pt_row("c1", Duration="60", Amount="0.10"),
+        pt_row("c2", Duration="120", Amount="0.20"),
+        pt_row("c3", Result="BUSY", Duration="0", Amount="0", AnswerTime=""),
+        pt_row("c4", Result="FAILED", Duration="0", Amount="0", AnswerTime="", ToCountryId="DE"),
+    ])
+    load_day(LocalSource(drop, re.compile(DEFAULT_FILE_PATTERN)), warehouse, "voice", D21, "r")
+    results = {name: warehouse.query(sql, (D21,)) for name, sql in kpi_queries("voice").items()}
+    overall = {k.measure: k.figure for k in kpis("voice", results) if k.dimension == "all"}
+    assert overall == {
+        "attempts": 4, "answered": 2, "asr": Decimal("0.5"), "ner": Decimal("0.75"),
+        "acd_seconds": Decimal("90"), "minutes": Decimal("3"), "cost_EUR": Decimal("0.3"),
+        "cost_per_minute_EUR": Decimal("0.1")}
+    germany = {k.measure: k.figure for k in kpis("voice", results)
+               if k.dimension == "country" and k.value == "DE"}
+    assert germany["attempts"] == 1 and germany["asr"] == 0
+
+
+def test_expected_records_find_exactly_what_was_planted():
+    day = D20
+    cdr_time = dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.UTC)
+    expected = [  # id, expected time, expected amount, CDR day, CDR time, CDR amount
+        ("ok", cdr_time, Decimal("0.1"), day, cdr_time, Decimal("0.1")),
+        ("missing", cdr_time, Decimal("0.1"), None, None, None),
+        ("pricey", cdr_time, Decimal("0.1000"), day, cdr_time, Decimal("0.1001")),
+        ("skewed", cdr_time, None, day, cdr_time + dt.timedelta(hours=3), None),
+        ("late", cdr_time, None, day + dt.timedelta(days=1), cdr_time, None),
+    ]
+    unexpected = [("surprise", "voice_2026-11-20.csv", 7)]
+    found = {m.id: m.status for m in classify(day, expected, unexpected, Tolerances(
+        amount=Decimal(0), seconds=300))}
+    assert found == {"ok": "matched", "missing": "missing_in_cdrs",
+                     "pricey": "amount_mismatch", "skewed": "time_skew",
+                     "late": "matched_late", "surprise": "unexpected_in_cdrs"}
+    tolerant = {m.id: m.status for m in classify(day, expected, [], Tolerances(
+        amount=Decimal("0.001"), seconds=4 * 3600))}
+    assert tolerant["pricey"] == tolerant["skewed"] == "matched"
+
+
+def test_a_late_cdr_turns_missing_into_matched_late_when_the_next_day_loads(tmp_path, env):
+    settings = Settings.from_env({**env, "CDR_EXPECTED_DIR": str(tmp_path / "expected")})
+    drop, expected = settings.drop_dir, settings.expected_dir
+    expected.mkdir()
+    (expected / "expected_voice_2026-11-20.csv").write_text(
+        f"id;timestamp;amount;currency\nontime;{at(D20, 10)};0.0125;EUR\n"
+        f"late;{at(D20, 23, 50)};0.0125;EUR\n")
+    write_voice(drop, D20, [pt_row("ontime", CallTime=at(D20, 10), AnswerTime="")])
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("cdr_day_job")
+    match_job = defs.resolve_implicit_global_asset_job_def()
+    match_key = dg.AssetKey("voice_expected_match")
+    voice = kind_asset_keys("voice")
+    warehouse = defs.resources["cdr"].warehouse
+
+    def statuses() -> dict[str, str]:
+        return dict(warehouse.query("SELECT id, status FROM cdr_expected_match "
+                                    "WHERE cdr_date = ?", (D20,)))
+
+    with dg.instance_for_test() as instance:
+        selection = dg.AssetSelection.assets(match_key)
+        cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                   asset_selection=selection).cursor
+        assert job.execute_in_process(partition_key=str(D20), instance=instance,
+                                      asset_selection=voice).success
+        first = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                  asset_selection=selection, cursor=cursor)
+        # the day itself, and the days before it whose late CDRs its file may bring
+        assert first.get_requested_partitions(match_key) == {
+            str(D20 - dt.timedelta(days=n)) for n in range(4)}
+        assert match_job.execute_in_process(partition_key=str(D20), instance=instance,
+                                            asset_selection=[match_key]).success
+        assert statuses() == {"ontime": "matched", "late": "missing_in_cdrs"}
+
+        write_voice(drop, D21, [pt_row("late", CallTime=at(D20, 23, 50), AnswerTime="")])
+        assert job.execute_in_process(partition_key=str(D21), instance=instance,
+                                      asset_selection=voice).success
+        second = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                   asset_selection=selection,
+                                                   cursor=first.cursor)
+        requested = second.get_requested_partitions(match_key)
+        assert str(D20) in requested  # the earlier day is brought up to date on its own
+        assert match_job.execute_in_process(partition_key=str(D20), instance=instance,
+                                            asset_selection=[match_key]).success
+    assert statuses() == {"ontime": "matched", "late": "matched_late"}
+
+
+def test_the_monthly_summary_equals_the_sum_of_its_days(tmp_path, env):
+    settings = Settings.from_env(env)
+    for day in (D20 - dt.timedelta(days=1), D20, D21):
+        write_day(settings.drop_dir, day, rows_per_file=60)
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        job = defs.resolve_job_def("cdr_day_job")
+        for day in (D20 - dt.timedelta(days=1), D20, D21):
+            assert job.execute_in_process(partition_key=str(day), instance=instance).success
+        billing = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, partition_key="2026-11-01",
+            asset_selection=[dg.AssetKey("cdr_billing_monthly")])
+        assert billing.success
+    warehouse = defs.resources["cdr"].warehouse
+    def exact(value: object) -> Decimal | None:
+        return None if value is None else Decimal(str(value))
+
+    invoice = {(k, c, a, p): (int(n), exact(v)) for k, c, a, p, n, v in warehouse.query(
+        "SELECT kind, currency, application_key, product, items, amount "
+        "FROM cdr_billing_monthly")}
+    days = {}  # the same lines summed straight from the daily tables, day by day
+    for kind, product in (("verification", "method"), ("voice", "call_type")):
+        for c, a, p, _day, n, v in warehouse.query(
+                f"SELECT currency, application_key, {product}, cdr_date, COUNT(*), SUM(amount) "
+                f"FROM {kind}_cdrs GROUP BY ALL"):
+            items, amount = days.get((kind, c, a, p), (0, None))
+            days[(kind, c, a, p)] = (items + int(n), amount if v is None else
+                                     (amount or Decimal(0)) + exact(v))
+    assert invoice == days
+    assert sum(v for _, v in invoice.values() if v is not None) > 0
+    html = (settings.reports_dir / "billing" / "2026-11.html").read_text()
+    assert "Invoice lines, 2026-11" in html and "http" not in html
+
+
+def week(day: dt.date, volumes: dict[str, tuple[int, int]], noise: int = 0) -> list[tuple]:
+    rng = random.Random(day.toordinal())
+    return [(day, country, volume + rng.randint(-noise, noise), successes)
+            for country, (volume, successes) in volumes.items()]
+
+
+def test_planted_pumping_is_flagged_and_an_ordinary_week_is_not():
+    normal = {"SE": (100, 80), "NG": (100, 80), "DE": (60, 50)}
+    history = [row for i in range(1, 8) for row in week(D21 - dt.timedelta(days=i), normal, 5)]
+    loaded = {D21 - dt.timedelta(days=i) for i in range(8)}
+    ordinary = signals("verification", "country", D21, history + week(D21, normal, 5), loaded)
+    assert [s.flag for s in ordinary] == [None, None, None]
+    pumped = week(D21, {**normal, "NG": (1000, 50)})  # 10x volume at 5% conversion
+    flagged = [s for s in signals("verification", "country", D21, history + pumped, loaded)
+               if s.flag]
+    assert [(s.value, s.flag) for s in flagged] == [("NG", "pumping")]
+
+
+def test_the_daily_html_report_is_self_contained(tmp_path, env):
+    settings = Settings.from_env(env)
+    write_day(settings.drop_dir, D21, rows_per_file=30)
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        assert defs.resolve_job_def("cdr_day_job").execute_in_process(
+            partition_key=str(D21), instance=instance).success
+        event = instance.get_latest_materialization_event(dg.AssetKey("voice_kpis"))
+    path = event.asset_materialization.metadata["html_report"].value
+    html = Path(path).read_text(encoding="utf-8")
+    assert "<svg" in html and "Voice CDRs, 2026-11-21" in html
+    assert not re.search(r"(src|href)=[\"']https?://", html)  # opens offline
