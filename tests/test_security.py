@@ -53,19 +53,25 @@ def test_the_warehouse_password_appears_in_no_log_metadata_report_or_table(
         assert PASSWORD not in str(warehouse.query(f"SELECT * FROM {table}"))
 
 
+SECRETS = re.compile(r"AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY")
+# a URL with a password, other than the documented placeholders (README's `cdr:secret@`,
+# compose's `${DAGSTER_PG_PASSWORD...}`); tests hold deliberately fake ones, to prove they
+# never leak, so they are not scanned for this
+URL_PASSWORD = re.compile(r"postgresql://[^:/\s]+:(?!\$\{|secret@)[^@\s]+@")
+
+
 def test_no_credential_is_committed():
     root = Path(__file__).resolve().parent.parent
     tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True)
     if tracked.returncode != 0:
         pytest.skip("not a git checkout")
-    patterns = re.compile(r"AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY|"
-                          r"postgresql://[^:/\s]+:(?!\$\{)[^@\s]{8,}@(?!postgres:5432)")
     for name in tracked.stdout.split():
         path = root / name
         if path.suffix in {".png", ".gz"} or not path.is_file():
             continue
-        found = patterns.search(path.read_text(errors="ignore"))
-        assert not found or "change-me" in found.group(0) or "secret@" in found.group(0), name
+        text = path.read_text(errors="ignore")
+        assert not SECRETS.search(text), name
+        assert name.startswith("tests/") or not URL_PASSWORD.search(text), name
 
 
 @pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
