@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import json
 import multiprocessing
+import os
 import re
 import resource
 import shutil
@@ -97,6 +98,13 @@ def _fresh_postgres(url: str, name: str) -> str:
     return url.rsplit("/", 1)[0] + f"/{name}"
 
 
+def _drop_postgres(url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def _measure(path: Path, kind: str, warehouse_url: str, baseline: float) -> dict[str, Any]:
     pipeline = _in_child(_pipeline, str(path), kind, warehouse_url)
     end_to_end = pipeline["stages"]["load_day"] + pipeline["stages"]["reconcile"]
@@ -145,8 +153,12 @@ def main() -> None:
         report["duckdb"] = _measure(path, args.kind, f"duckdb:///{workdir / 'warehouse.duckdb'}",
                                     baseline["seconds"])
     if args.warehouse in ("postgresql", "both"):
-        url = _fresh_postgres(args.postgres_url, "cdr_benchmark")
-        report["postgresql"] = _measure(path, args.kind, url, baseline["seconds"])
+        name = f"cdr_benchmark_{os.getpid()}"
+        url = _fresh_postgres(args.postgres_url, name)
+        try:
+            report["postgresql"] = _measure(path, args.kind, url, baseline["seconds"])
+        finally:
+            _drop_postgres(args.postgres_url, name)
     if args.warehouse == "both":
         report["postgresql_to_duckdb_load_ratio"] = round(
             report["postgresql"]["seconds"]["load_day"] / report["duckdb"]["seconds"]["load_day"],

@@ -55,8 +55,8 @@ def test_the_warehouse_password_appears_in_no_log_metadata_report_or_table(
 
 SECRETS = re.compile(r"AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY")
 # a URL with a password, other than the documented placeholders (README's `cdr:secret@` and
-# `user:pass@`, compose's `${DAGSTER_PG_PASSWORD...}`); tests hold deliberately fake ones, to prove they
-# never leak, so they are not scanned for this
+# `user:pass@`, compose's `${DAGSTER_PG_PASSWORD...}`); tests hold deliberately fake ones,
+# to prove they never leak, so they are not scanned for this
 URL_PASSWORD = re.compile(r"postgresql://[^:/\s]+:(?!\$\{|secret@|pass@)[^@\s]+@")
 
 
