@@ -20,9 +20,11 @@ import os
 import re
 import resource
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 DAY = dt.date(2026, 11, 21)
@@ -84,7 +86,13 @@ def _in_child(target: Any, *args: Any) -> dict[str, Any]:
     queue = context.Queue()
     process = context.Process(target=target, args=(*args, queue))
     process.start()
-    result = queue.get()
+    while True:  # a child that dies (say, out of memory) must not leave us waiting forever
+        try:
+            result = queue.get(timeout=5)
+            break
+        except Empty:
+            if not process.is_alive():
+                sys.exit(f"{target.__name__} failed (exit code {process.exitcode})")
     process.join()
     return result
 

@@ -414,12 +414,16 @@ def _read_facts(wh: Warehouse, con: Any, kind: str, day: dt.date, start: dt.date
         (kind, start, day))}
     missing = [start + dt.timedelta(days=i) for i in range((day - start).days)
                if start + dt.timedelta(days=i) not in loaded_days]
-    (dupes,), = run(f"SELECT COUNT(*) FROM (SELECT {key} FROM {table} WHERE {key} IN "
-                    f"(SELECT {key} FROM {table} WHERE cdr_date = ?) "
-                    f"GROUP BY {key} HAVING COUNT(*) > 1) d", (day,))
+    # ids of the day present twice: within the day, or also on another day (the same query
+    # shapes as the load's own duplicate search, which stay within DuckDB's memory limit)
+    (within,), = run(f"SELECT COUNT(*) FROM (SELECT {key} FROM {table} WHERE cdr_date = ? "
+                     f"GROUP BY {key} HAVING COUNT(*) > 1) d", (day,))
+    (across,), = run(f"SELECT COUNT(DISTINCT n.{key}) FROM {table} n JOIN {table} o "
+                     f"ON o.{key} = n.{key} AND o.cdr_date <> n.cdr_date WHERE n.cdr_date = ?",
+                     (day,))
     return DayFacts(
         kind=kind, cdr_date=day, files=files, reject_reasons=reasons,
         warehouse_amounts=amounts, file_amounts=file_amounts, outcome_mix=mix,
         late_before=before, late_after=after,
         duplicates_of_other_days=reasons.get(DUPLICATE_OTHER_DAY, 0),
-        missing_days_before=missing, duplicate_ids_in_table=dupes)
+        missing_days_before=missing, duplicate_ids_in_table=within + across)
