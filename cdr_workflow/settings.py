@@ -63,10 +63,9 @@ class Settings:
             expected_prefix=get("CDR_EXPECTED_PREFIX", "expected/"),
             max_reject_ratio=_ratio("CDR_MAX_REJECT_RATIO", get("CDR_MAX_REJECT_RATIO", "0.05")),
             tolerances=Tolerances(
-                amount=Decimal(str(_non_negative("CDR_AMOUNT_TOLERANCE",
-                                                 get("CDR_AMOUNT_TOLERANCE", "0")))),
-                seconds=_non_negative("CDR_TIME_TOLERANCE_SECONDS",
-                                      get("CDR_TIME_TOLERANCE_SECONDS", "300"))),
+                amount=_non_negative("CDR_AMOUNT_TOLERANCE", get("CDR_AMOUNT_TOLERANCE", "0")),
+                seconds=float(_non_negative("CDR_TIME_TOLERANCE_SECONDS",
+                                            get("CDR_TIME_TOLERANCE_SECONDS", "300")))),
             pseudonymisation_key=_key(env.get("CDR_PSEUDONYMISATION_KEY", "")),
             sensor_running=_choice("CDR_SENSOR_STATUS", get("CDR_SENSOR_STATUS", "running"),
                                    ("running", "stopped")) == "running",
@@ -116,14 +115,15 @@ def _choice(name: str, text: str, choices: tuple[str, ...]) -> str:
     return text.lower()
 
 
-def _non_negative(name: str, text: str) -> float:
+def _non_negative(name: str, text: str) -> Decimal:
+    """Exact, so an amount tolerance of 0.0001 is 0.0001 and not its nearest float."""
     try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value < 0:
+        value = Decimal(text)
+    except ArithmeticError:
+        value = Decimal(-1)
+    if not value.is_finite() or value < 0:
         raise SettingsError(f"{name} must be a number ≥ 0, not {text!r}")
-    return value if name != "CDR_AMOUNT_TOLERANCE" else float(text)
+    return value
 
 
 def _ratio(name: str, text: str) -> float:
