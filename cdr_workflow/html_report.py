@@ -25,10 +25,13 @@ def chart(title: str, points: Sequence[SeriesPoint], width: int = 320, height: i
         return f"<figure><figcaption>{escape(title)}</figcaption><p>no data</p></figure>"
     values = [v for _, v in points]
     low, high = min(values), max(values)
-    span = (high - low) or 1.0
     step = (width - 20) / max(len(points) - 1, 1)
-    coords = " ".join(f"{10 + i * step:.1f},{height - 20 - (v - low) / span * (height - 40):.1f}"
-                      for i, (_, v) in enumerate(points))
+
+    def y(value: float) -> float:  # a flat series runs through the middle
+        share = (value - low) / (high - low) if high > low else 0.5
+        return height - 20 - share * (height - 40)
+
+    coords = " ".join(f"{10 + i * step:.1f},{y(v):.1f}" for i, (_, v) in enumerate(points))
     first, last = points[0][0].isoformat(), points[-1][0].isoformat()
     return (f'<figure><figcaption>{escape(title)}</figcaption>'
             f'<svg width="{width}" height="{height}" role="img" aria-label="{escape(title)}">'
@@ -71,8 +74,12 @@ def daily_html(kind: str, day: dt.date, series: dict[str, Sequence[SeriesPoint]]
 
 
 def monthly_html(month: dt.date, month_to_date: bool,
-                 lines: Sequence[tuple[str, str, str, str, int, object]]) -> str:
+                 lines: Sequence[tuple[str, str, str, str, int, object]],
+                 series: dict[str, Sequence[SeriesPoint]]) -> str:
     status = "month to date" if month_to_date else "closed month"
-    return page(f"Invoice lines, {month:%Y-%m} ({status})", [table(
-        ["kind", "currency", "application key", "method / call type", "items", "amount"],
-        lines)])
+    return page(f"Invoice lines, {month:%Y-%m} ({status})", [
+        "<h2>Day by day</h2><div class='charts'>"
+        + "".join(chart(name, points) for name, points in series.items()) + "</div>",
+        "<h2>Invoice lines</h2>" + table(
+            ["kind", "currency", "application key", "method / call type", "items", "amount"],
+            lines)])

@@ -159,6 +159,7 @@ def test_the_monthly_summary_equals_the_sum_of_its_days(tmp_path, env):
     assert sum(v for _, v in invoice.values() if v is not None) > 0
     html = (settings.reports_dir / "billing" / "2026-11.html").read_text()
     assert "Invoice lines, 2026-11" in html and "http" not in html
+    assert html.count("<svg") == 4  # items and amount per day, for each kind
 
 
 def week(day: dt.date, volumes: dict[str, tuple[int, int]], noise: int = 0) -> list[tuple]:

@@ -217,6 +217,18 @@ def _series(cdr: CdrWorkflow, kind: str, day: dt.date) -> dict[str, list]:
     }
 
 
+def _month_series(cdr: CdrWorkflow, first: dt.date, last: dt.date) -> dict[str, list]:
+    """Per kind, the daily items and amount (all currencies) of the month, for its charts."""
+    series: dict[str, list] = {}
+    for kind in KINDS:
+        rows = cdr.warehouse.query(f"SELECT cdr_date, COUNT(*), SUM(amount) FROM "
+                                   f"{table_name(kind)} WHERE cdr_date BETWEEN ? AND ? "
+                                   "GROUP BY 1 ORDER BY 1", (first, last))
+        series[f"{kind} items"] = [(_day(d), float(n)) for d, n, _ in rows]
+        series[f"{kind} amount"] = [(_day(d), float(Decimal(str(a or 0)))) for d, _, a in rows]
+    return series
+
+
 def build_billing(start_date: dt.date) -> dg.AssetsDefinition:
     monthly = dg.MonthlyPartitionsDefinition(start_date=start_date.replace(day=1).isoformat(),
                                              timezone="UTC", end_offset=1)
@@ -249,7 +261,8 @@ def build_billing(start_date: dt.date) -> dg.AssetsDefinition:
             "computed_at": pa.array([now] * len(lines), pa.timestamp("us", tz="UTC"))}))
         path = cdr.settings.reports_dir / "billing" / f"{first:%Y-%m}.html"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(monthly_html(first, month_to_date, lines), encoding="utf-8")
+        path.write_text(monthly_html(first, month_to_date, lines, _month_series(cdr, first, last)),
+                        encoding="utf-8")
         totals: dict[str, Decimal] = {}
         for line in lines:
             totals[line[1] or "none"] = totals.get(line[1] or "none", Decimal(0)) + Decimal(
