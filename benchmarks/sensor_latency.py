@@ -14,26 +14,17 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import dagster as dg
 
 from cdr_workflow.demo import write_day
+from cdr_workflow.devserver import dagster_dev
 
 TIMEOUT_SECONDS = 300
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _succeeded_kinds(instance: dg.DagsterInstance, day: dt.date) -> set[str]:
@@ -54,20 +45,7 @@ def main() -> None:
            "CDR_WAREHOUSE_URL": f"duckdb:///{root / 'warehouse.duckdb'}",
            "CDR_REPORTS_DIR": str(root / "reports"),
            "CDR_START_DATE": (day - dt.timedelta(days=7)).isoformat()}
-    port = _free_port()
-    dagster = Path(sys.executable).parent / "dagster"
-    process = subprocess.Popen([str(dagster), "dev", "-m", "cdr_workflow.definitions", "-h",
-                                "127.0.0.1", "-p", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    try:
-        deadline = time.monotonic() + TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
-                break
-            except OSError:
-                time.sleep(1)
+    with dagster_dev(env):
         time.sleep(35)  # let the sensor's first tick pass on the empty folder
         written = write_day(staging, day, rows_per_file=2000)
         landed = time.monotonic()
@@ -82,13 +60,7 @@ def main() -> None:
         print(json.dumps({"day": day.isoformat(), "files": len(written),
                           "seconds_from_drop_to_loaded": round(time.monotonic() - landed, 1)},
                          indent=2))
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

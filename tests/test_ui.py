@@ -7,18 +7,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cdr_workflow.demo import write_day
+from cdr_workflow.devserver import dagster_dev
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -36,12 +32,6 @@ if not Path(CHROMIUM).exists():
 sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`dagster dev` on a free port, with its own DAGSTER_HOME, drop folder and warehouse."""
@@ -53,30 +43,14 @@ def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     for day in DAYS:
         write_day(root / "drop", day, rows_per_file=40)
     (root / "drop" / f"voice_app_app_{BROKEN_DAY}.csv").write_bytes(b"\x1f\x8b not gzip")
-    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "CDR_DROP_DIR": str(root / "drop"),
            "CDR_WAREHOUSE_URL": f"duckdb:///{root / 'warehouse.duckdb'}",
            "CDR_REPORTS_DIR": str(root / "reports"), "CDR_START_DATE": "2026-11-15",
            "CDR_SENSOR_STATUS": "stopped"}  # the backfill, not the sensor, loads the days
-    dagster = Path(sys.executable).parent / "dagster"
-    log = (root / "dagster-dev.log").open("w")
-    process = subprocess.Popen(
-        [str(dagster), "dev", "-m", "cdr_workflow.definitions", "-h", "127.0.0.1",
-         "-p", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True)  # its own process group: we end the whole group
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: urllib.request.urlopen(f"{url}/server_info", timeout=2).status == 200,
-                 timeout=120, what="dagster dev to serve")
-        yield url
+        with (root / "dagster-dev.log").open("w") as log, dagster_dev(env, log) as url:
+            yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shutil.copy(root / "dagster-dev.log", ARTIFACTS / "dagster-dev.log")
 
