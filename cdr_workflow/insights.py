@@ -130,7 +130,7 @@ def signals(kind: str, dimension: str, day: dt.date, rows: Iterable[tuple],
     for verification, IRSF-like traffic for voice. Days not loaded do not count as zero."""
     by_day: dict[dt.date, dict[str, tuple[int, int]]] = {}
     for cdr_date, value, volume, successes in rows:
-        by_day.setdefault(_as_date(cdr_date), {})[value] = (int(volume), int(successes or 0))
+        by_day.setdefault(as_date(cdr_date), {})[value] = (int(volume), int(successes or 0))
     history = [d for d in sorted(loaded_days) if day - dt.timedelta(TRAILING_DAYS) <= d < day]
     flag_name = "pumping" if kind == "verification" else "irsf_suspect"
     out = []
@@ -159,7 +159,8 @@ def volume_anomaly(day: dt.date, totals: dict[dt.date, int]) -> tuple[bool, str]
         f"{today} events vs trailing median {median:g} ({change:+.0%})")
 
 
-def _as_date(value: Any) -> dt.date:
+def as_date(value: Any) -> dt.date:
+    """A date as the warehouse returns it (a date, or its ISO text)."""
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
@@ -232,7 +233,7 @@ def _classify_one(day: dt.date, record_id: str, expected_time: Any, expected_amo
                   tolerances: Tolerances) -> Match:
     if cdr_date is None:
         return Match(record_id, "missing_in_cdrs", "asked for, no CDR in any loaded day", None)
-    loaded = _as_date(cdr_date)
+    loaded = as_date(cdr_date)
     if expected_amount is not None and cdr_amount is not None:
         difference = abs(_number(cdr_amount) - _number(expected_amount))
         if difference > tolerances.amount:

@@ -19,6 +19,7 @@ from cdr_workflow.insights import (
     STATUSES,
     TRAILING_DAYS,
     Kpi,
+    as_date,
     billing_query,
     classify,
     expected_query,
@@ -64,14 +65,14 @@ def build_expected_match(kind: str, partitions: dg.DailyPartitionsDefinition
             if not files:  # an optional input: nothing to match is not a failure
                 yield context.asset_key, {"expected_files": 0}
                 return
-            yield context.asset_key, _match_day(cdr, kind, day, files, context)
+            yield context.asset_key, _matchas_date(cdr, kind, day, files, context)
 
         materialize_days(context, match)
 
     return expected_match
 
 
-def _match_day(cdr: CdrWorkflow, kind: str, day: dt.date, files: list,
+def _matchas_date(cdr: CdrWorkflow, kind: str, day: dt.date, files: list,
                context: dg.AssetExecutionContext) -> dict[str, Any]:
     tables = []
     for f in files:
@@ -160,7 +161,7 @@ def _kpis(cdr: CdrWorkflow, kind: str, day: dt.date) -> tuple[list[Kpi], dict[st
 
 
 def _loaded_days(cdr: CdrWorkflow, kind: str, first: dt.date, last: dt.date) -> set[dt.date]:
-    return {_day(d) for (d,) in cdr.warehouse.query(
+    return {as_date(d) for (d,) in cdr.warehouse.query(
         "SELECT DISTINCT cdr_date FROM cdr_files WHERE kind = ? AND cdr_date BETWEEN ? AND ?",
         (kind, first, last))}
 
@@ -181,15 +182,12 @@ def _signals(cdr: CdrWorkflow, kind: str, day: dt.date):
         "success_rate": pa.array([s.success_rate for s in found], pa.float64()),
         "norm_success_rate": pa.array([s.norm_success_rate for s in found], pa.float64()),
         "flag": pa.array([s.flag for s in found], pa.string())}))
-    totals = {_day(d): int(n) for d, n in cdr.warehouse.query(
+    totals = {as_date(d): int(n) for d, n in cdr.warehouse.query(
         f"SELECT cdr_date, COUNT(*) FROM {table_name(kind)} WHERE cdr_date BETWEEN ? AND ? "
         "GROUP BY 1", (first, day))}
     totals = {d: totals.get(d, 0) for d in loaded | {day}}  # a loaded day with no rows is 0
     return found, [s for s in found if s.flag], volume_anomaly(day, totals)
 
-
-def _day(value: Any) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
 def _series(cdr: CdrWorkflow, kind: str, day: dt.date) -> dict[str, list]:
@@ -209,11 +207,11 @@ def _series(cdr: CdrWorkflow, kind: str, day: dt.date) -> dict[str, list]:
 
     rate = "ASR" if kind == "voice" else "conversion"
     return {
-        "volume": [(_day(d), float(n)) for d, n, _, _ in rows],
-        "cost (all currencies)": [(_day(d), float(Decimal(str(c or 0)))) for d, _, c, _ in rows],
-        "reject ratio": [(_day(d), float(r or 0)) for d, r in sorted(files.items())],
-        rate: [(_day(d), s / n if n else 0.0) for d, n, _, s in rows],
-        "flags": [(_day(d), float(n)) for d, n in sorted(flags.items())],
+        "volume": [(as_date(d), float(n)) for d, n, _, _ in rows],
+        "cost (all currencies)": [(as_date(d), float(Decimal(str(c or 0)))) for d, _, c, _ in rows],
+        "reject ratio": [(as_date(d), float(r or 0)) for d, r in sorted(files.items())],
+        rate: [(as_date(d), s / n if n else 0.0) for d, n, _, s in rows],
+        "flags": [(as_date(d), float(n)) for d, n in sorted(flags.items())],
     }
 
 
@@ -224,8 +222,8 @@ def _month_series(cdr: CdrWorkflow, first: dt.date, last: dt.date) -> dict[str, 
         rows = cdr.warehouse.query(f"SELECT cdr_date, COUNT(*), SUM(amount) FROM "
                                    f"{table_name(kind)} WHERE cdr_date BETWEEN ? AND ? "
                                    "GROUP BY 1 ORDER BY 1", (first, last))
-        series[f"{kind} items"] = [(_day(d), float(n)) for d, n, _ in rows]
-        series[f"{kind} amount"] = [(_day(d), float(Decimal(str(a or 0)))) for d, _, a in rows]
+        series[f"{kind} items"] = [(as_date(d), float(n)) for d, n, _ in rows]
+        series[f"{kind} amount"] = [(as_date(d), float(Decimal(str(a or 0)))) for d, _, a in rows]
     return series
 
 

@@ -53,7 +53,3 @@ class CdrWorkflow:
     @cached_property
     def warehouse(self) -> Warehouse:
         return open_warehouse(self.settings.warehouse_url)
-
-    @property
-    def warehouse_kind(self) -> str:
-        return "postgres" if self.settings.warehouse_url.startswith("postgres") else "duckdb"
