@@ -32,15 +32,6 @@ class FieldType(Enum):
             FieldType.TIMESTAMP: TIMESTAMP_TYPE,
         }[self]
 
-    @property
-    def sql(self) -> str:
-        return {
-            FieldType.STRING: "VARCHAR",
-            FieldType.INTEGER: "BIGINT",
-            FieldType.DECIMAL: f"DECIMAL(18, {AMOUNT_SCALE})",
-            FieldType.TIMESTAMP: "TIMESTAMPTZ",
-        }[self]
-
 
 @dataclass(frozen=True)
 class Field:
@@ -263,63 +254,3 @@ SIP_TERMINATED = Layout(
 
 VOICE_LAYOUTS: tuple[Layout, ...] = (PHONE_TERMINATED, PHONE_ORIGINATED, APP_APP, SIP_TERMINATED)
 LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (VERIFICATION, *VOICE_LAYOUTS)}
-KINDS: tuple[str, ...] = ("verification", "voice")
-
-
-def layouts_of(kind: str) -> tuple[Layout, ...]:
-    if kind == "verification":
-        return (VERIFICATION,)
-    if kind == "voice":
-        return VOICE_LAYOUTS
-    raise ValueError(f"unknown CDR kind {kind!r}; expected one of {KINDS}")
-
-
-@dataclass(frozen=True)
-class TableColumn:
-    name: str
-    sql_type: str
-    description: str
-
-
-# Columns every CDR table carries beyond the Sinch fields.
-LINEAGE_COLUMNS: tuple[TableColumn, ...] = (
-    TableColumn("cdr_date", "DATE", "Day the file covers (the Dagster partition)"),
-    TableColumn("source_file", "VARCHAR", "File the row came from, relative to the drop folder"),
-    TableColumn("source_line", "BIGINT", "Line in that file where the record starts (1-based)"),
-    TableColumn("load_id", "VARCHAR", "Load that wrote the row (the Dagster run id)"),
-    TableColumn("extra_fields", "VARCHAR", "Columns the layout does not know, as JSON"),
-)
-
-
-def table_name(kind: str) -> str:
-    layouts_of(kind)
-    return f"{kind}_cdrs"
-
-
-def table_columns(kind: str) -> list[TableColumn]:
-    """Warehouse columns of a kind's table: the union of its layouts, then lineage."""
-    seen: dict[str, TableColumn] = {}
-    if kind == "voice":
-        seen["call_type"] = TableColumn(
-            "call_type", "VARCHAR", "phone_terminated, phone_originated, app_app or sip_terminated"
-        )
-    for layout in layouts_of(kind):
-        for f in layout.fields:
-            seen.setdefault(f.column, TableColumn(f.column, f.type.sql, f.description))
-    return [*seen.values(), *LINEAGE_COLUMNS]
-
-
-def arrow_schema(kind: str) -> pa.Schema:
-    """Arrow schema of rows handed to the warehouse, in table column order."""
-    types = {f.column: f.type.arrow for lay in layouts_of(kind) for f in lay.fields}
-    lineage = {"cdr_date": pa.date32(), "source_file": pa.string(), "source_line": pa.int64(),
-               "load_id": pa.string(), "extra_fields": pa.string(), "call_type": pa.string()}
-    return pa.schema([(c.name, types.get(c.name) or lineage[c.name]) for c in table_columns(kind)])
-
-
-def id_column(kind: str) -> str:
-    return layouts_of(kind)[0].id_column
-
-
-def event_time_column(kind: str) -> str:
-    return layouts_of(kind)[0].event_time_column

@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 from cdr_workflow.privacy import pseudonymise
 from cdr_workflow.reader import read_cdr_file
 from cdr_workflow.sources import CdrFile, Listing, NoFileError, Source
-from cdr_workflow.warehouse import FileLedger, FileResult, Warehouse
+from cdr_workflow.kinds import Kind
+from cdr_workflow.warehouse import Warehouse
+from cdr_workflow.warehouse.day_load import FileLoad, day_load
 
 T = TypeVar("T")
 
@@ -60,9 +62,9 @@ def prefetched(chunks: Iterator[T]) -> Iterator[T]:
 
 @dataclass(frozen=True)
 class DayLoadResult:
-    kind: str
+    kind: Kind
     day: dt.date
-    files: list[FileResult]
+    files: list[FileLoad]
 
     @property
     def rows_read(self) -> int:
@@ -77,16 +79,16 @@ class DayLoadResult:
         return sum(f.rows_rejected for f in self.files)
 
 
-def find_day_files(source: Source, kind: str, day: dt.date,
+def find_day_files(source: Source, kind: Kind, day: dt.date,
                    listing: Listing | None = None) -> list[CdrFile]:
-    files = (listing or source.list()).find(kind, day)
+    files = (listing or source.list()).find(kind.name, day)
     if not files:
-        raise NoFileError(kind, day, source)
+        raise NoFileError(kind.name, day, source)
     return files
 
 
 def load_day(
-    source: Source, warehouse: Warehouse, kind: str, day: dt.date, load_id: str,
+    source: Source, warehouse: Warehouse, kind: Kind, day: dt.date, load_id: str,
     listing: Listing | None = None, pseudonymisation_key: bytes | None = None,
 ) -> DayLoadResult:
     """Replace the kind's rows for `day` with the content of the day's files, atomically.
@@ -95,7 +97,7 @@ def load_day(
     to store phone numbers and user ids as keyed tokens (see `privacy`).
     """
     files = find_day_files(source, kind, day, listing)
-    with warehouse.day_load(kind, day, load_id) as load:
+    with day_load(warehouse, kind, day, load_id) as load:
         for cdr_file in files:
             rows_read = 0
             with source.open(cdr_file) as stream:
@@ -107,6 +109,6 @@ def load_day(
                     load.add_rows(cdr_file.relative_path, rows)
                     load.add_rejects(cdr_file.relative_path, rejects)
                     rows_read += chunk.lines_read
-            load.add_file(FileLedger(kind, day, cdr_file.relative_path, cdr_file.uri,
-                                     cdr_file.size_bytes, cdr_file.fingerprint, rows_read))
-    return DayLoadResult(kind, day, load.results)
+            load.add_file(FileLoad(kind.name, day, cdr_file.relative_path, cdr_file.uri,
+                                   cdr_file.size_bytes, cdr_file.fingerprint, rows_read))
+    return DayLoadResult(kind, day, load.files)

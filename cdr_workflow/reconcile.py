@@ -1,6 +1,6 @@
 """Daily reconciliation: warehouse facts → a report object → markdown, table rows, checks.
 
-Pure logic: the facts come from `Warehouse.day_facts`; nothing here touches Dagster or a DB.
+Pure logic: the facts come from `day_facts.read_day_facts`; nothing here touches Dagster or a DB.
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from cdr_workflow.warehouse import DayFacts
-from cdr_workflow.warehouse.base import AmountKey
+from cdr_workflow.checks import CheckOutcome
+from cdr_workflow.day_facts import DayFacts
+from cdr_workflow.warehouse.day_load import AmountKey
 
 
 @dataclass(frozen=True)
@@ -26,21 +27,13 @@ class AmountLine:
 
 
 @dataclass(frozen=True)
-class CheckOutcome:
-    name: str
-    passed: bool
-    description: str
-    detail: str
-
-
-@dataclass(frozen=True)
 class DailyReport:
     facts: DayFacts
     max_reject_ratio: float
 
     @property
     def kind(self) -> str:
-        return self.facts.kind
+        return self.facts.kind.name
 
     @property
     def day(self) -> dt.date:
@@ -48,15 +41,15 @@ class DailyReport:
 
     @property
     def rows_read(self) -> int:
-        return sum(f["rows_read"] for f in self.facts.files)
+        return sum(f.rows_read for f in self.facts.files)
 
     @property
     def rows_loaded(self) -> int:
-        return sum(f["rows_loaded"] for f in self.facts.files)
+        return sum(f.rows_loaded for f in self.facts.files)
 
     @property
     def rows_rejected(self) -> int:
-        return sum(f["rows_rejected"] for f in self.facts.files)
+        return sum(f.rows_rejected for f in self.facts.files)
 
     @property
     def reject_ratio(self) -> float:
@@ -82,30 +75,30 @@ class DailyReport:
         return totals
 
     def checks(self) -> list[CheckOutcome]:
-        unbalanced = [f["source_file"] for f in self.facts.files
-                      if f["rows_read"] != f["rows_loaded"] + f["rows_rejected"]]
+        unbalanced = [f.source_file for f in self.facts.files if not f.balances]
         mismatched = [line for line in self.amounts if not line.matches]
         return [
             CheckOutcome(
                 "reject_ratio", self.reject_ratio <= self.max_reject_ratio,
-                f"At most {self.max_reject_ratio:.0%} of the day's lines are rejected",
                 f"{self.rows_rejected} of {self.rows_read} lines rejected "
-                f"({self.reject_ratio:.2%})"),
+                f"({self.reject_ratio:.2%}; at most {self.max_reject_ratio:.0%} allowed)",
+                {"reject_ratio": round(self.reject_ratio, 6),
+                 "rows_rejected": self.rows_rejected}),
             CheckOutcome(
                 "counts_add_up", not unbalanced,
-                "For every file, lines read = rows loaded + rows rejected",
                 "unbalanced: " + ", ".join(unbalanced) if unbalanced else
-                f"{len(self.facts.files)} file(s) balance"),
+                f"{len(self.facts.files)} file(s) balance",
+                {"rows_read": self.rows_read, "unbalanced_files": len(unbalanced)}),
             CheckOutcome(
                 "no_duplicate_ids", self.facts.duplicate_ids_in_table == 0,
-                "Every CDR id of the day appears once in the table",
-                f"{self.facts.duplicate_ids_in_table} duplicated id(s)"),
+                f"{self.facts.duplicate_ids_in_table} duplicated id(s)",
+                {"duplicated_ids": self.facts.duplicate_ids_in_table}),
             CheckOutcome(
                 "amounts_match_file", not mismatched,
-                "Amount totals per currency and application key equal the file's, exactly",
                 "; ".join(f"{m.currency}/{m.application_key}: file {m.file_total} vs "
                           f"warehouse {m.warehouse_total}" for m in mismatched)
-                or f"{len(self.amounts)} currency × application key total(s) match"),
+                or f"{len(self.amounts)} currency × application key total(s) match",
+                {"mismatched_totals": len(mismatched)}),
         ]
 
     def numbers(self) -> dict[str, float | int]:
@@ -123,14 +116,14 @@ class DailyReport:
             figures[f"amount_{currency}"] = float(total)
         return figures
 
-    def rows(self, computed_at: dt.datetime) -> list[tuple]:
-        """Rows for `cdr_reconciliation_daily`: (kind, date, measure, dimension, value,
-        reference value, matches, computed_at)."""
+    def rows(self) -> list[dict[str, object]]:
+        """Rows for `cdr_reconciliation_daily` (without `computed_at`)."""
 
         def row(measure: str, dimension: str | None, value: object,
-                reference: object = None, matches: bool | None = None) -> tuple:
-            return (self.kind, self.day, measure, dimension, value, reference, matches,
-                    computed_at)
+                reference: object = None, matches: bool | None = None) -> dict[str, object]:
+            return {"kind": self.kind, "cdr_date": self.day, "measure": measure,
+                    "dimension": dimension, "value": _exact(value),
+                    "reference_value": _exact(reference), "matches": matches}
 
         out = [row("lines_read", None, self.rows_read),
                row("rows_loaded", None, self.rows_loaded),
@@ -156,8 +149,8 @@ class DailyReport:
         lines.append("**Status:** " + ("all checks pass" if not failed else
                                        "attention: " + ", ".join(c.name for c in failed)))
         lines += ["", "## Lines", "", "| file | read | loaded | rejected |", "|---|---:|---:|---:|"]
-        lines += [f"| {f['source_file']} | {f['rows_read']} | {f['rows_loaded']} | "
-                  f"{f['rows_rejected']} |" for f in self.facts.files]
+        lines += [f"| {f.source_file} | {f.rows_read} | {f.rows_loaded} | {f.rows_rejected} |"
+                  for f in self.facts.files]
         lines.append(f"| **total** | {self.rows_read} | {self.rows_loaded} | "
                      f"{self.rows_rejected} |")
         if self.facts.reject_reasons:
@@ -189,3 +182,7 @@ def _days(days: list[dt.date]) -> str:
         return "none"
     shown = ", ".join(d.isoformat() for d in days[-10:])
     return f"{len(days)} ({'… ' if len(days) > 10 else ''}{shown})"
+
+
+def _exact(value: object) -> Decimal | None:
+    return None if value is None else Decimal(str(value)).quantize(Decimal("0.000001"))

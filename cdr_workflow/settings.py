@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from cdr_workflow.insights import Tolerances
+from cdr_workflow.matching import Tolerances
 from cdr_workflow.sources.base import DEFAULT_FILE_PATTERN
 
 

@@ -1,4 +1,5 @@
-"""What starts runs: a file sensor (a file lands → its day loads) and a daily schedule."""
+"""What starts runs: the day job, a file sensor (a file lands → its day loads), a daily
+schedule, and the automation sensor that keeps matching and billing up to date."""
 
 import datetime as dt
 import hashlib
@@ -6,13 +7,11 @@ import json
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
 
-from cdr_workflow.defs.common import kind_asset_keys, report_key
+from cdr_workflow.defs.common import DAY_JOB, daily_partitions, kind_asset_keys, report_key
 from cdr_workflow.defs.resources import CdrWorkflow
-from cdr_workflow.layouts import KINDS
+from cdr_workflow.kinds import KINDS
+from cdr_workflow.settings import Settings
 from cdr_workflow.sources import CdrFile, Listing
 
 MAX_REMEMBERED = 1000  # odd paths remembered in the cursor, so each is logged once
@@ -68,12 +67,11 @@ def days_to_load(listing: Listing, cursor: SensorCursor, valid_days: set[str],
     return requests, SensorCursor(max(marks, default=cursor.watermark), noted)
 
 
-def build_file_sensor(job: UnresolvedAssetJobDefinition,
-                      partitions: dg.DailyPartitionsDefinition,
+def build_file_sensor(partitions: dg.DailyPartitionsDefinition,
                       running: bool) -> dg.SensorDefinition:
     @dg.sensor(
         name="cdr_file_sensor",
-        job=job,
+        job_name=DAY_JOB,
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING if running
         else dg.DefaultSensorStatus.STOPPED,
@@ -86,16 +84,17 @@ def build_file_sensor(job: UnresolvedAssetJobDefinition,
                                         set(partitions.get_partition_keys()), context.log)
         for (kind, day), run_key in requests.items():
             yield dg.RunRequest(run_key=run_key, partition_key=day.isoformat(),
-                                asset_selection=kind_asset_keys(kind), tags={"cdr_kind": kind})
+                                asset_selection=kind_asset_keys(KINDS[kind]),
+                                tags={"cdr_kind": kind})
         context.update_cursor(cursor.dump())
 
     return cdr_file_sensor
 
 
-def build_daily_schedule(job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+def build_daily_schedule() -> dg.ScheduleDefinition:
     @dg.schedule(
         name="cdr_daily_schedule",
-        job=job,
+        job_name=DAY_JOB,
         cron_schedule="0 6 * * *",
         execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.RUNNING,
@@ -105,10 +104,31 @@ def build_daily_schedule(job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefini
     def cdr_daily_schedule(context: dg.ScheduleEvaluationContext):
         yesterday = (context.scheduled_execution_time.astimezone(dt.UTC).date()
                      - dt.timedelta(days=1)).isoformat()
-        for kind in KINDS:
+        for kind in KINDS.values():
             if yesterday in context.instance.get_materialized_partitions(report_key(kind)):
                 continue
-            yield dg.RunRequest(run_key=f"schedule:{kind}:{yesterday}", partition_key=yesterday,
-                                asset_selection=kind_asset_keys(kind), tags={"cdr_kind": kind})
+            yield dg.RunRequest(run_key=f"schedule:{kind.name}:{yesterday}",
+                                partition_key=yesterday, asset_selection=kind_asset_keys(kind),
+                                tags={"cdr_kind": kind.name})
 
     return cdr_daily_schedule
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    settings = Settings.from_env()
+    partitions = daily_partitions(settings)
+    day_job = dg.define_asset_job(
+        DAY_JOB, partitions_def=partitions,
+        selection=dg.AssetSelection.assets(*[key for kind in KINDS.values()
+                                             for key in kind_asset_keys(kind)]),
+        description="Loads and reconciles one day of every kind (or of one, from a sensor).")
+    automation = dg.AutomationConditionSensorDefinition(
+        "cdr_automation", target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
+        description="Brings the expected-records match and the monthly billing up to date "
+        "after days load (including earlier days a late CDR resolves).")
+    return dg.Definitions(
+        jobs=[day_job],
+        sensors=[build_file_sensor(partitions, settings.sensor_running), automation],
+        schedules=[build_daily_schedule()])

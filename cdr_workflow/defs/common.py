@@ -1,4 +1,4 @@
-"""What the Dagster assets share: asset keys, owners, and the per-day loop of a run."""
+"""What the Dagster modules share: asset keys, partitions, the pool, and the per-day loop."""
 
 import datetime as dt
 from collections.abc import Callable, Iterator
@@ -6,49 +6,68 @@ from typing import Any
 
 import dagster as dg
 
-from cdr_workflow.layouts import table_name
+from cdr_workflow.kinds import Kind
+from cdr_workflow.settings import Settings
+from cdr_workflow.warehouse.tables import Table
 
 OWNERS = ["team:cdr-data"]
+WAREHOUSE_POOL = "cdr_warehouse"  # one writer at a time on DuckDB; a pool limit elsewhere
+DAY_JOB = "cdr_day_job"
 
 
-def file_key(kind: str) -> dg.AssetKey:
-    return dg.AssetKey(f"{kind}_file")
+def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
+    """UTC days from CDR_START_DATE; a day's partition exists once the day is over."""
+    return dg.DailyPartitionsDefinition(start_date=settings.start_date.isoformat(),
+                                        timezone="UTC")
 
 
-def table_key(kind: str) -> dg.AssetKey:
-    return dg.AssetKey(table_name(kind))
+def monthly_partitions(settings: Settings) -> dg.MonthlyPartitionsDefinition:
+    """Months from CDR_START_DATE's; the running month is there too (month to date)."""
+    return dg.MonthlyPartitionsDefinition(
+        start_date=settings.start_date.replace(day=1).isoformat(), timezone="UTC", end_offset=1)
 
 
-def report_key(kind: str) -> dg.AssetKey:
-    return dg.AssetKey(f"{kind}_reconciliation")
+def file_key(kind: Kind) -> dg.AssetKey:
+    return dg.AssetKey(f"{kind.name}_file")
 
 
-def kpi_key(kind: str) -> dg.AssetKey:
-    return dg.AssetKey(f"{kind}_kpis")
+def table_key(kind: Kind) -> dg.AssetKey:
+    return dg.AssetKey(kind.table)
 
 
-def signal_key(kind: str) -> dg.AssetKey:
-    return dg.AssetKey(f"{kind}_signals")
+def report_key(kind: Kind) -> dg.AssetKey:
+    return dg.AssetKey(f"{kind.name}_reconciliation")
 
 
-def expected_key(kind: str) -> dg.AssetKey:
-    return dg.AssetKey(f"{kind}_expected_match")
+def kpi_key(kind: Kind) -> dg.AssetKey:
+    return dg.AssetKey(f"{kind.name}_kpis")
 
 
-def kind_asset_keys(kind: str) -> list[dg.AssetKey]:
-    """What a day of one kind produces in one run (sensor, schedule, the day job). The
-    expected-records match follows by its automation condition, after the day is loaded."""
+def signal_key(kind: Kind) -> dg.AssetKey:
+    return dg.AssetKey(f"{kind.name}_signals")
+
+
+def expected_key(kind: Kind) -> dg.AssetKey:
+    return dg.AssetKey(f"{kind.name}_expected_match")
+
+
+def kind_asset_keys(kind: Kind) -> list[dg.AssetKey]:
+    """What a day of one kind produces in one run (sensor, schedule, the day job)."""
     return [file_key(kind), table_key(kind), report_key(kind), kpi_key(kind), signal_key(kind)]
+
+
+def column_schema(table: Table) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(c.name, c.sql_type, description=c.description)
+                                   for c in table.columns])
 
 
 DayWork = Callable[[dt.date], Iterator[tuple[dg.AssetKey, dict[str, Any]]]]
 
 
-def materialize_days(context: dg.AssetExecutionContext, work: DayWork,
-                     raise_at_end: bool = True) -> dict[dt.date, str]:
+def materialize_days(context: dg.AssetExecutionContext, work: DayWork) -> dict[dt.date, str]:
     """Run `work` for each day of the run. Each day's assets are recorded as materialized
     partitions as soon as they are done; a day that fails is logged and the others go on.
-    Returns the failures, or raises a Failure naming each failed day and why."""
+    Returns the failures (day → why)."""
     failures: dict[dt.date, str] = {}
     for key in context.partition_keys:
         day = dt.date.fromisoformat(key)
@@ -59,12 +78,11 @@ def materialize_days(context: dg.AssetExecutionContext, work: DayWork,
         except Exception as exc:  # noqa: BLE001 - one day's failure must not stop the rest
             context.log.error(f"{context.op_handle.name} {day} failed: {exc}")
             failures[day] = str(exc)
-    if raise_at_end:
-        raise_for(failures, context.op_handle.name, len(context.partition_keys))
     return failures
 
 
 def raise_for(failures: dict[dt.date, str], what: str, days: int) -> None:
+    """Fail the step, naming each failed day and why (after the good days were recorded)."""
     if failures:
         listing = "\n".join(f"- {day}: {why}" for day, why in sorted(failures.items()))
         raise dg.Failure(

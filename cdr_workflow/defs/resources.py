@@ -1,11 +1,11 @@
 """What the assets need from the outside world, chosen from the settings."""
 
-from __future__ import annotations
-
 import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+
+import dagster as dg
 
 from cdr_workflow.settings import Settings
 from cdr_workflow.sources import Source
@@ -53,3 +53,8 @@ class CdrWorkflow:
     @cached_property
     def warehouse(self) -> Warehouse:
         return open_warehouse(self.settings.warehouse_url)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(resources={"cdr": CdrWorkflow(Settings.from_env())})

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from cdr_workflow.layouts import KINDS
+from cdr_workflow.kinds import KIND_NAMES
 
 DEFAULT_FILE_PATTERN = (
     r"(?i)(?<!expected_)(?P<kind>verification|voice).*?(?<!\d)(?P<date>\d{4}-\d{2}-\d{2}|\d{8})(?!\d)"
@@ -59,7 +59,7 @@ def classify(relative_path: str, pattern: re.Pattern[str]) -> tuple[str, dt.date
     if not match:
         return None
     kind = match.group("kind").lower()
-    if kind not in KINDS:
+    if kind not in KIND_NAMES:
         return None
     text = match.group("date").replace("-", "")
     try:

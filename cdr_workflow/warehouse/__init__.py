@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cdr_workflow.warehouse.base import DayFacts, FileLedger, FileResult, Warehouse
+from cdr_workflow.warehouse.base import Warehouse, as_date
 
 
 def open_warehouse(url: str) -> Warehouse:
@@ -21,4 +21,4 @@ def open_warehouse(url: str) -> Warehouse:
                      "use duckdb:///path or postgresql://…")
 
 
-__all__ = ["DayFacts", "FileLedger", "FileResult", "Warehouse", "open_warehouse"]
+__all__ = ["Warehouse", "as_date", "open_warehouse"]

@@ -61,12 +61,12 @@ class PostgresWarehouse(Warehouse):
             cur.execute(numbered, params or None)
             return cur.fetchall() if cur.description else []
 
-    def _refresh_statistics(self, con: Any, table: str) -> None:
+    def refresh_statistics(self, con: Any, table: str) -> None:
         # without fresh statistics the planner hashes a million new rows to join them with
         # an "empty" table; ANALYZE samples, so it costs milliseconds
         self.execute(con, f"ANALYZE {table}")
 
-    def _append(self, con: Any, table: str, rows: pa.Table) -> None:
+    def append(self, con: Any, table: str, rows: pa.Table) -> None:
         """Binary COPY straight from Arrow, inside the open transaction."""
         with con.cursor() as cur:
             cur.adbc_ingest(table, rows, mode="append")

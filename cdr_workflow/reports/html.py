@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from collections.abc import Sequence
 from html import escape
 
-from cdr_workflow.insights import Kpi, Signal
+from cdr_workflow.billing import InvoiceLine
+from cdr_workflow.kinds import KINDS, Kind
+from cdr_workflow.kpis import Kpi
+from cdr_workflow.signals import Signal
+from cdr_workflow.warehouse import Warehouse, as_date
 
 STYLE = """body{font:14px system-ui,sans-serif;margin:2rem;color:#1f2430;max-width:1100px}
 h1{font-size:1.5rem}h2{font-size:1.1rem;margin-top:2rem}
@@ -74,7 +79,7 @@ def daily_html(kind: str, day: dt.date, series: dict[str, Sequence[SeriesPoint]]
 
 
 def monthly_html(month: dt.date, month_to_date: bool,
-                 lines: Sequence[tuple[str, str, str, str, int, object]],
+                 lines: Sequence[InvoiceLine],
                  series: dict[str, Sequence[SeriesPoint]]) -> str:
     status = "month to date" if month_to_date else "closed month"
     return page(f"Invoice lines, {month:%Y-%m} ({status})", [
@@ -82,4 +87,48 @@ def monthly_html(month: dt.date, month_to_date: bool,
         + "".join(chart(name, points) for name, points in series.items()) + "</div>",
         "<h2>Invoice lines</h2>" + table(
             ["kind", "currency", "application key", "method / call type", "items", "amount"],
-            lines)])
+            [(x.kind, x.currency, x.application_key, x.product, x.items, x.amount)
+             for x in lines])])
+
+
+REPORT_DAYS = 30
+
+
+def daily_series(warehouse: Warehouse, kind: Kind, day: dt.date) -> dict[str, list[SeriesPoint]]:
+    """Daily figures over the last 30 days, for the report's charts."""
+    first = day - dt.timedelta(days=REPORT_DAYS - 1)
+    amount = "SUM(t.amount)" if kind.has_amounts else "NULL"
+    rows = warehouse.query(
+        f"SELECT t.cdr_date, COUNT(*), {amount}, "
+        f"SUM(CASE WHEN t.result = '{kind.success_result}' THEN 1 ELSE 0 END) "
+        f"FROM {kind.table} t WHERE t.cdr_date BETWEEN ? AND ? GROUP BY 1 ORDER BY 1",
+        (first, day))
+    files = dict(warehouse.query(
+        "SELECT cdr_date, SUM(rows_rejected) * 1.0 / NULLIF(SUM(rows_read), 0) FROM cdr_files "
+        "WHERE kind = ? AND cdr_date BETWEEN ? AND ? GROUP BY 1", (kind.name, first, day)))
+    flags = dict(warehouse.query(
+        "SELECT cdr_date, COUNT(flag) FROM cdr_signals_daily WHERE kind = ? AND cdr_date "
+        "BETWEEN ? AND ? GROUP BY 1", (kind.name, first, day)))
+    return {
+        "volume": [(as_date(d), float(n)) for d, n, _, _ in rows],
+        "cost (all currencies)": [(as_date(d), float(Decimal(str(c or 0))))
+                                  for d, _, c, _ in rows],
+        "reject ratio": [(as_date(d), float(r or 0)) for d, r in sorted(files.items())],
+        kind.rate_name: [(as_date(d), s / n if n else 0.0) for d, n, _, s in rows],
+        "flags": [(as_date(d), float(n)) for d, n in sorted(flags.items())],
+    }
+
+
+def month_series(warehouse: Warehouse, first: dt.date, last: dt.date
+                 ) -> dict[str, list[SeriesPoint]]:
+    """Per kind, the daily items and amount (all currencies) of the month, for its charts."""
+    series: dict[str, list[SeriesPoint]] = {}
+    for kind in KINDS.values():
+        amount = "SUM(amount)" if kind.has_amounts else "NULL"
+        rows = warehouse.query(f"SELECT cdr_date, COUNT(*), {amount} FROM {kind.table} "
+                               "WHERE cdr_date BETWEEN ? AND ? GROUP BY 1 ORDER BY 1",
+                               (first, last))
+        series[f"{kind.name} items"] = [(as_date(d), float(n)) for d, n, _ in rows]
+        series[f"{kind.name} amount"] = [(as_date(d), float(Decimal(str(a or 0))))
+                                         for d, _, a in rows]
+    return series

@@ -1,0 +1,98 @@
+"""The raw figures of one kind and day, read back from the warehouse for reconciliation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from cdr_workflow.kinds import Kind
+from cdr_workflow.warehouse import Warehouse, as_date
+from cdr_workflow.warehouse.day_load import (
+    DUPLICATE_OTHER_DAY,
+    AmountKey,
+    FileLoad,
+    decode_amounts,
+)
+
+FILE_COLUMNS = ("kind", "cdr_date", "source_file", "source_uri", "size_bytes", "fingerprint",
+                "rows_read", "rows_loaded", "rows_rejected", "amount_totals")
+
+
+@dataclass(frozen=True)
+class DayFacts:
+    kind: Kind
+    cdr_date: dt.date
+    files: list[FileLoad]
+    reject_reasons: dict[str, int]
+    warehouse_amounts: dict[AmountKey, Decimal]
+    outcome_mix: dict[tuple[str | None, str | None], int]
+    late_before: int
+    late_after: int
+    duplicates_of_other_days: int
+    missing_days_before: list[dt.date]
+    duplicate_ids_in_table: int
+
+    @property
+    def file_amounts(self) -> dict[AmountKey, Decimal]:
+        totals: dict[AmountKey, Decimal] = {}
+        for f in self.files:
+            for key, value in f.amount_totals.items():
+                totals[key] = totals.get(key, Decimal(0)) + value
+        return totals
+
+
+def read_day_facts(warehouse: Warehouse, kind: Kind, day: dt.date, start: dt.date) -> DayFacts:
+    with warehouse.connect() as con:
+        def run(sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+            return warehouse.execute(con, sql, params)
+
+        table, key, event = kind.table, kind.id_column, kind.event_time_column
+        files = [_file_load(row) for row in run(
+            f"SELECT {', '.join(FILE_COLUMNS)} FROM cdr_files WHERE kind = ? AND cdr_date = ? "
+            "ORDER BY source_file", (kind.name, day))]
+        reasons: dict[str, int] = {}
+        for text, count in run("SELECT reasons, COUNT(*) FROM cdr_rejects WHERE kind = ? AND "
+                               "cdr_date = ? GROUP BY reasons", (kind.name, day)):
+            for reason in text.split("; "):
+                rule = reason.split(":")[0]
+                reasons[rule] = reasons.get(rule, 0) + count
+        amounts = {}
+        if kind.has_amounts:
+            amounts = {(c, k): Decimal(v) for c, k, v in run(
+                f"SELECT currency, application_key, SUM(amount) FROM {table} "
+                "WHERE cdr_date = ? AND amount IS NOT NULL GROUP BY 1, 2", (day,))}
+        mix = {(r, why): n for r, why, n in run(
+            f"SELECT result, reason, COUNT(*) FROM {table} WHERE cdr_date = ? GROUP BY 1, 2",
+            (day,))}
+        (before, after), = run(
+            f"""SELECT COUNT(*) FILTER (WHERE CAST({event} AT TIME ZONE 'UTC' AS DATE) < ?),
+                       COUNT(*) FILTER (WHERE CAST({event} AT TIME ZONE 'UTC' AS DATE) > ?)
+                FROM {table} WHERE cdr_date = ?""", (day, day, day))
+        loaded_days = {r[0] for r in run(
+            "SELECT DISTINCT cdr_date FROM cdr_files WHERE kind = ? AND cdr_date >= ? "
+            "AND cdr_date < ?", (kind.name, start, day))}
+        missing = [start + dt.timedelta(days=i) for i in range((day - start).days)
+                   if start + dt.timedelta(days=i) not in loaded_days]
+        # ids of the day present twice: within the day, or also on another day (the same
+        # query shapes as the load's own duplicate search, which stay within DuckDB's limit)
+        (within,), = run(f"SELECT COUNT(*) FROM (SELECT {key} FROM {table} WHERE cdr_date = ? "
+                         f"GROUP BY {key} HAVING COUNT(*) > 1) d", (day,))
+        (across,), = run(f"SELECT COUNT(DISTINCT n.{key}) FROM {table} n JOIN {table} o "
+                         f"ON o.{key} = n.{key} AND o.cdr_date <> n.cdr_date "
+                         "WHERE n.cdr_date = ?", (day,))
+    return DayFacts(
+        kind=kind, cdr_date=day, files=files, reject_reasons=reasons,
+        warehouse_amounts=amounts, outcome_mix=mix, late_before=before, late_after=after,
+        duplicates_of_other_days=reasons.get(DUPLICATE_OTHER_DAY, 0),
+        missing_days_before=missing, duplicate_ids_in_table=within + across)
+
+
+def _file_load(row: tuple) -> FileLoad:
+    values = dict(zip(FILE_COLUMNS, row, strict=True))
+    values["cdr_date"] = as_date(values["cdr_date"])
+    values["amount_totals"] = decode_amounts(values["amount_totals"])
+    return FileLoad(**values)
+

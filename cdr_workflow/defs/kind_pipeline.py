@@ -1,0 +1,202 @@
+"""Per kind, the daily assets: the day's files → the loaded table → its reconciliation, KPIs
+and fraud signals, with the day's checks.
+
+One step per kind does them day by day: find the files, load them (one transaction), reconcile,
+compute KPIs and signals. Each day is recorded as its own partition materialization and its own
+check results, so in a backfill run one bad day fails alone while the others load normally.
+"""
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+
+from cdr_workflow.checks import RULES, SIGNAL_RULES, TABLE_RULES, CheckOutcome, CheckRule
+from cdr_workflow.day_facts import read_day_facts
+from cdr_workflow.defs.common import (
+    OWNERS,
+    WAREHOUSE_POOL,
+    column_schema,
+    daily_partitions,
+    file_key,
+    kpi_key,
+    materialize_days,
+    raise_for,
+    report_key,
+    signal_key,
+    table_key,
+)
+from cdr_workflow.defs.resources import CdrWorkflow
+from cdr_workflow.kinds import KINDS, Kind
+from cdr_workflow.kpis import compute_day_kpis
+from cdr_workflow.load import find_day_files, load_day
+from cdr_workflow.reconcile import DailyReport
+from cdr_workflow.reports.html import daily_html, daily_series
+from cdr_workflow.settings import Settings
+from cdr_workflow.signals import compute_day_signals, signal_checks
+from cdr_workflow.sources import Listing
+from cdr_workflow.warehouse.tables import RECONCILIATION, table_of
+
+DayChecks = list[tuple[dg.AssetKey, CheckOutcome]]
+
+
+def _specs(kind: Kind) -> list[dg.AssetSpec]:
+    common: dict[str, Any] = {"group_name": kind.name, "owners": OWNERS, "skippable": True,
+                              "tags": {"cdr_kind": kind.name}}
+    return [
+        dg.AssetSpec(
+            file_key(kind), kinds={"csv"}, **common,
+            description=f"The day's Sinch {kind.name} CDR file(s) in the drop folder or S3 "
+            "bucket, found by the file-name pattern, with sizes and fingerprints. A day with no "
+            "file fails, naming where it looked."),
+        dg.AssetSpec(
+            table_key(kind), deps=[file_key(kind)], kinds={"table", "pandera"}, **common,
+            metadata={"dagster/column_schema": column_schema(table_of(kind)),
+                      "dagster/table_name": kind.table},
+            description=f"Warehouse table `{kind.table}`: one row per {kind.name} CDR that "
+            "passed the pandera schema of its Sinch layout. Bad lines go to `cdr_rejects` with "
+            "file, line and reasons; `cdr_files` records each file. Re-running a day replaces "
+            "exactly that day, in one transaction."),
+        dg.AssetSpec(
+            report_key(kind), deps=[table_key(kind)], kinds={"markdown"}, **common,
+            description=f"Daily reconciliation of {kind.name} CDRs: lines read vs loaded vs "
+            "rejected (by reason), exact amount totals per currency and application key (file "
+            "vs warehouse), result/reason mix, ids already loaded on other days, late records "
+            "and missing earlier days. Stored in `cdr_reconciliation_daily` and written as "
+            "markdown under the reports folder."),
+        dg.AssetSpec(kpi_key(kind), deps=[table_key(kind)], kinds={"table", "html"}, **common,
+                     description=kind.kpi_description),
+        dg.AssetSpec(signal_key(kind), deps=[table_key(kind)], kinds={"table"}, **common,
+                     description=kind.signal_description),
+    ]
+
+
+def _check_specs(kind: Kind, partitions: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
+    def spec(rule: CheckRule, asset: dg.AssetKey) -> dg.AssetCheckSpec:
+        return dg.AssetCheckSpec(rule.name, asset=asset, description=rule.description,
+                                 partitions_def=partitions)
+
+    return ([spec(rule, table_key(kind)) for rule in TABLE_RULES]
+            + [spec(rule, signal_key(kind)) for rule in SIGNAL_RULES])
+
+
+def build_kind_pipeline(kind: Kind, settings: Settings) -> dg.AssetsDefinition:
+    partitions = daily_partitions(settings)
+
+    @dg.multi_asset(
+        name=f"{kind.name}_pipeline",
+        specs=_specs(kind),
+        check_specs=_check_specs(kind, partitions),
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=WAREHOUSE_POOL,
+        can_subset=True,
+    )
+    def pipeline(context: dg.AssetExecutionContext, cdr: dg.ResourceParam[CdrWorkflow]
+                 ) -> Iterator[dg.Output]:
+        listing = cdr.source.list()  # once per run, not once per day
+        with cdr.warehouse.session():  # one connection for all the run's days
+            failures = materialize_days(context, lambda day: _run_day(
+                context, cdr, listing, kind, day))
+        raise_for(failures, kind.name, len(context.partition_keys))
+        yield from ()  # each day was logged as its own materializations and check results
+
+    return pipeline
+
+
+def _run_day(context: dg.AssetExecutionContext, cdr: CdrWorkflow, listing: Listing,
+             kind: Kind, day: dt.date) -> Iterator[tuple[dg.AssetKey, dict[str, Any]]]:
+    """Materialise the selected assets of one day, yielding (asset, metadata) as each is done,
+    then record the day's check results."""
+    selected = context.selected_asset_keys
+    checks: DayChecks = []
+    files = find_day_files(cdr.source, kind, day, listing)
+    if file_key(kind) in selected:
+        yield file_key(kind), {
+            "files": dg.MetadataValue.md("\n".join(
+                f"- `{f.relative_path}`: {f.size_bytes:,} bytes, fingerprint `{f.fingerprint}`"
+                for f in files)),
+            "file_count": len(files),
+            "size_bytes": sum(f.size_bytes for f in files),
+        }
+    report = None  # read back from the warehouse once, after the load, for checks and report
+    if table_key(kind) in selected:
+        result = load_day(cdr.source, cdr.warehouse, kind, day, context.run_id, listing,
+                          cdr.settings.pseudonymisation_key)
+        report = _report(cdr, kind, day)
+        checks += [(table_key(kind), outcome) for outcome in report.checks()]
+        yield table_key(kind), {
+            "dagster/row_count": result.rows_loaded,
+            "rows_read": result.rows_read,
+            "rows_loaded": result.rows_loaded,
+            "rows_rejected": result.rows_rejected,
+            "files": len(result.files),
+            "warehouse": cdr.warehouse.display_url,
+        }
+    if report_key(kind) in selected:
+        report = report or _report(cdr, kind, day)
+        yield report_key(kind), _write_report(cdr, report)
+    if {kpi_key(kind), signal_key(kind)} & selected:
+        kpi_metadata, signal_metadata, signal_outcomes = _insights(cdr, kind, day)
+        checks += [(signal_key(kind), outcome) for outcome in signal_outcomes]
+        if kpi_key(kind) in selected:
+            yield kpi_key(kind), kpi_metadata
+        if signal_key(kind) in selected:
+            yield signal_key(kind), signal_metadata
+    _log_checks(context, day, checks)
+
+
+def _report(cdr: CdrWorkflow, kind: Kind, day: dt.date) -> DailyReport:
+    facts = read_day_facts(cdr.warehouse, kind, day, cdr.settings.start_date)
+    return DailyReport(facts, cdr.settings.max_reject_ratio)
+
+
+def _write_report(cdr: CdrWorkflow, report: DailyReport) -> dict[str, Any]:
+    markdown = report.markdown()
+    path = cdr.settings.reports_dir / report.kind / f"{report.day.isoformat()}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(markdown, encoding="utf-8")
+    cdr.warehouse.replace_rows(
+        RECONCILIATION, {"kind": report.kind, "cdr_date": report.day},
+        RECONCILIATION.rows(report.rows(), {"computed_at": dt.datetime.now(dt.UTC)}))
+    return {"report": dg.MetadataValue.md(markdown),
+            "report_path": dg.MetadataValue.path(str(path.resolve())), **report.numbers()}
+
+
+def _insights(cdr: CdrWorkflow, kind: Kind, day: dt.date
+              ) -> tuple[dict[str, Any], dict[str, Any], list[CheckOutcome]]:
+    """KPIs, signals and the HTML report of one day: (KPI metadata, signal metadata, checks)."""
+    kpis = compute_day_kpis(cdr.warehouse, kind, day)
+    day_signals = compute_day_signals(cdr.warehouse, kind, day)
+    path = cdr.settings.reports_dir / kind.name / f"{day.isoformat()}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(daily_html(kind.name, day, daily_series(cdr.warehouse, kind, day), kpis,
+                               day_signals.signals), encoding="utf-8")
+    overall = {k.measure: float(k.figure) for k in kpis if k.dimension == "all"}
+    kpi_metadata = {**overall, "html_report": dg.MetadataValue.path(str(path.resolve()))}
+    signal_metadata = {"flags": len(day_signals.flagged),
+                       "volume_anomaly": day_signals.volume_detail,
+                       "flagged": dg.MetadataValue.md("\n".join(
+                           f"- **{s.value}** ({s.dimension}): {s.flag}, volume {s.volume} vs "
+                           f"median {s.trailing_median:g}, success {s.success_rate:.0%}"
+                           for s in day_signals.flagged) or "none")}
+    return kpi_metadata, signal_metadata, signal_checks(day_signals)
+
+
+def _log_checks(context: dg.AssetExecutionContext, day: dt.date, checks: DayChecks) -> None:
+    """Each check's result for this day, as that day's partition of the check."""
+    for asset_key, outcome in checks:
+        rule = RULES[outcome.name]
+        context.log_event(dg.AssetCheckEvaluation(
+            asset_key=asset_key, check_name=outcome.name, passed=outcome.passed,
+            partition=day.isoformat(), description=rule.description,
+            severity=dg.AssetCheckSeverity.WARN if rule.warn_only
+            else dg.AssetCheckSeverity.ERROR,
+            metadata={"detail": outcome.detail, **outcome.figures}))
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    settings = Settings.from_env()
+    return dg.Definitions(assets=[build_kind_pipeline(kind, settings) for kind in KINDS.values()])

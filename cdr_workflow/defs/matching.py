@@ -1,0 +1,75 @@
+"""The customer's own records matched with the CDRs, per day (group `matching`)."""
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+
+from cdr_workflow.defs.common import (
+    OWNERS,
+    WAREHOUSE_POOL,
+    daily_partitions,
+    expected_key,
+    materialize_days,
+    raise_for,
+    table_key,
+)
+from cdr_workflow.defs.resources import CdrWorkflow
+from cdr_workflow.kinds import KINDS, Kind
+from cdr_workflow.matching import STATUSES, match_day
+from cdr_workflow.settings import Settings
+
+LATE_DAYS = 3  # a CDR may land in a file up to this many days after its own day
+# Re-evaluate a day whenever any of its days' CDRs load (its own, or a later day's file that
+# brings a late record): earlier days' matches come up to date on their own.
+AFTER_LOADS = (dg.AutomationCondition.any_deps_updated()
+               & ~dg.AutomationCondition.in_progress()
+               & ~dg.AutomationCondition.any_deps_in_progress()
+               ).with_label("after any of its days loads")
+
+
+def build_expected_match(kind: Kind, settings: Settings) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=expected_key(kind), group_name="matching", partitions_def=daily_partitions(settings),
+        deps=[dg.AssetDep(table_key(kind), partition_mapping=dg.TimeWindowPartitionMapping(
+            end_offset=LATE_DAYS, allow_nonexistent_upstream_partitions=True))],
+        automation_condition=AFTER_LOADS, backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=WAREHOUSE_POOL, kinds={"table"}, owners=OWNERS, tags={"cdr_kind": kind.name},
+        description=f"Your own records of {kind.name} requests (`expected_{kind.name}_"
+        "YYYY-MM-DD.csv` in the expected folder or prefix) matched with the CDRs: matched, "
+        "matched late, amount mismatch, time skew, missing in CDRs, unexpected in CDRs. Table "
+        "`cdr_expected_match`. Re-evaluated when a later day's file brings a late CDR.")
+    def expected_match(context: dg.AssetExecutionContext,
+                       cdr: dg.ResourceParam[CdrWorkflow]) -> None:
+        listing = cdr.expected_source.list()
+
+        def match(day: dt.date) -> Iterator[tuple[dg.AssetKey, dict[str, Any]]]:
+            files = listing.find(kind.name, day)
+            if not files:  # an optional input: nothing to match is not a failure
+                yield context.asset_key, {"expected_files": 0}
+                return
+            matches = match_day(cdr.warehouse, cdr.expected_source, files, kind, day,
+                                cdr.settings.tolerances)
+            counts = {status: sum(m.status == status for m in matches) for status in STATUSES}
+            problems = [m for m in matches if m.status not in ("matched", "matched_late")]
+            context.log.info(f"{kind.name} {day}: " + ", ".join(
+                f"{n} {s}" for s, n in counts.items() if n))
+            yield context.asset_key, {
+                **counts, "expected_files": len(files), "findings": dg.MetadataValue.md(
+                    "| id | status | detail |\n|---|---|---|\n" + "\n".join(
+                        f"| {m.id} | {m.status} | {m.detail} |" for m in problems[:50])
+                    if problems else "none")}
+
+        with cdr.warehouse.session():
+            failures = materialize_days(context, match)
+        raise_for(failures, f"{kind.name} expected-match", len(context.partition_keys))
+
+    return expected_match
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    settings = Settings.from_env()
+    return dg.Definitions(assets=[build_expected_match(kind, settings)
+                                  for kind in KINDS.values()])

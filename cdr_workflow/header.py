@@ -1,0 +1,101 @@
+"""Which Sinch layout a file has and where its columns are: from its header, or from its
+field count and file name when it has none."""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+
+from cdr_workflow.errors import CdrFileError
+from cdr_workflow.kinds import Kind
+from cdr_workflow.layouts import Layout
+
+DELIMITER = ";"
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Where each layout column sits in the file, and which file columns are extra."""
+
+    layout: Layout
+    positions: dict[str, int]  # layout column → position in the record
+    extras: dict[str, int]  # unknown header name → position
+    width: int  # fields per record
+    call_type: str | None  # the layout's name when the kind's table holds several layouts
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _split(record: bytes) -> list[str]:
+    text = record.decode("utf-8", errors="replace").rstrip("\r")
+    try:
+        return next(csv.reader([text], delimiter=DELIMITER), [])
+    except csv.Error:  # a mangled first line: its fields still tell header from data
+        return text.split(DELIMITER)
+
+
+def resolve_columns(
+    first_record: bytes, source: str, kind: Kind, header: bool | None, line: int
+) -> tuple[ColumnMap, int]:
+    """Work out the layout and column positions from the first record. Returns (map, skip)."""
+    fields = _split(first_record)
+    names = [_normalise(f) for f in fields]
+    known = {_normalise(f.sinch_name) for lay in kind.layouts for f in lay.fields}
+    known |= {_normalise(f.column) for lay in kind.layouts for f in lay.fields}
+    looks_like_header = sum(n in known for n in names) >= max(2, len(names) // 2)
+    if header is None:
+        header = looks_like_header
+    if header:
+        return _map_header(fields, names, source, kind, line), 1
+    return _map_positional(len(fields), source, kind, line), 0
+
+
+def _map_header(
+    fields: list[str], names: list[str], source: str, kind: Kind, line: int
+) -> ColumnMap:
+    def score(layout: Layout) -> tuple[int, int]:
+        wanted = _layout_names(layout)
+        return (sum(n in wanted for n in names), -sum(w not in names for w in wanted))
+
+    layout = max(kind.layouts, key=score)
+    wanted = _layout_names(layout)
+    positions = {wanted[n]: i for i, n in enumerate(names) if n in wanted}
+    missing = [f.sinch_name for f in layout.fields if f.required and f.column not in positions]
+    if missing:
+        raise CdrFileError(
+            source, f"header lacks required column(s) {', '.join(missing)} "
+            f"for the {layout.name} layout", line)
+    extras = {fields[i].strip(): i for i, n in enumerate(names) if n not in wanted}
+    return ColumnMap(layout, positions, extras, len(fields), _call_type(kind, layout))
+
+
+def _layout_names(layout: Layout) -> dict[str, str]:
+    """Accepted header spellings (Sinch name or snake_case, any case) → column."""
+    names = {_normalise(f.sinch_name): f.column for f in layout.fields}
+    names.update({_normalise(f.column): f.column for f in layout.fields})
+    return names
+
+
+def _map_positional(width: int, source: str, kind: Kind, line: int) -> ColumnMap:
+    candidates = [lay for lay in kind.layouts if len(lay.fields) == width]
+    if len(candidates) > 1:  # app-app and SIP-terminated both have 10 fields
+        named = [lay for lay in candidates if lay.name.replace("_", "") in _normalise(source)]
+        candidates = named or candidates
+    if len(candidates) != 1:
+        widths = sorted({len(lay.fields) for lay in kind.layouts})
+        problem = (
+            f"no header and {width} fields: cannot tell which {kind.name} layout this is "
+            f"(expected {' or '.join(map(str, widths))} fields; name 10-field voice files "
+            "with app_app or sip_terminated, or give them a header)"
+        )
+        raise CdrFileError(source, problem, line)
+    layout = candidates[0]
+    return ColumnMap(layout, {f.column: i for i, f in enumerate(layout.fields)}, {}, width,
+                     _call_type(kind, layout))
+
+
+def _call_type(kind: Kind, layout: Layout) -> str | None:
+    return layout.name if kind.has_call_types else None

@@ -1,0 +1,122 @@
+"""Fraud and anomaly signals: a value whose volume spikes while its success collapses (SMS /
+flash-call pumping for verification, IRSF-like traffic for voice), and a day whose total
+volume leaves its trailing median's band."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from cdr_workflow.checks import CheckOutcome
+from cdr_workflow.kinds import Dimension, Kind
+from cdr_workflow.warehouse import Warehouse, as_date
+from cdr_workflow.warehouse.tables import SIGNALS
+
+TRAILING_DAYS = 7
+SPIKE_FACTOR = 3.0  # volume this many times its trailing median...
+COLLAPSE_FACTOR = 0.5  # ...with success below this share of its norm is a flag
+MIN_SIGNAL_VOLUME = 20  # too few events to call anything
+ANOMALY_BAND = 0.5  # the day's total volume beyond ±50% of its trailing median warns
+
+
+@dataclass(frozen=True)
+class Signal:
+    dimension: str
+    value: str
+    volume: int
+    trailing_median: float
+    success_rate: float
+    norm_success_rate: float | None
+    flag: str | None
+
+
+@dataclass(frozen=True)
+class DaySignals:
+    signals: list[Signal]
+    volume_ok: bool
+    volume_detail: str
+
+    @property
+    def flagged(self) -> list[Signal]:
+        return [s for s in self.signals if s.flag]
+
+
+def signal_query(kind: Kind, dimension: Dimension) -> str:
+    """Volume and successes per day and dimension value over a window of days."""
+    return (f"SELECT cdr_date, COALESCE(CAST({dimension.sql} AS VARCHAR), 'unknown'), "
+            f"COUNT(*), SUM(CASE WHEN result = '{kind.success_result}' THEN 1 ELSE 0 END) "
+            f"FROM {kind.table} WHERE cdr_date BETWEEN ? AND ? GROUP BY 1, 2")
+
+
+def signals(kind: Kind, dimension: str, day: dt.date, rows: Iterable[tuple],
+            loaded_days: set[dt.date]) -> list[Signal]:
+    """Flag values whose volume spikes while their success collapses. Days not loaded do not
+    count as zero."""
+    by_day: dict[dt.date, dict[str, tuple[int, int]]] = {}
+    for cdr_date, value, volume, successes in rows:
+        by_day.setdefault(as_date(cdr_date), {})[value] = (int(volume), int(successes or 0))
+    history = [d for d in sorted(loaded_days) if day - dt.timedelta(TRAILING_DAYS) <= d < day]
+    out = []
+    for value, (volume, successes) in sorted(by_day.get(day, {}).items()):
+        past = [by_day.get(d, {}).get(value, (0, 0)) for d in history]
+        median = statistics.median(v for v, _ in past) if past else 0.0
+        past_volume = sum(v for v, _ in past)
+        norm = sum(s for _, s in past) / past_volume if past_volume else None
+        rate = successes / volume if volume else 0.0
+        spike = volume >= MIN_SIGNAL_VOLUME and volume >= SPIKE_FACTOR * max(median, 1)
+        collapse = norm is not None and rate < COLLAPSE_FACTOR * norm
+        out.append(Signal(dimension, value, volume, float(median), rate, norm,
+                          kind.flag_name if spike and collapse and history else None))
+    return out
+
+
+def volume_anomaly(day: dt.date, totals: dict[dt.date, int]) -> tuple[bool, str]:
+    """(ok, detail): the day's volume within ±50% of the trailing 7-day median."""
+    past = [totals[d] for d in sorted(totals) if day - dt.timedelta(TRAILING_DAYS) <= d < day]
+    today = totals.get(day, 0)
+    if not past:
+        return True, f"{today} events; no earlier days to compare with"
+    median = statistics.median(past)
+    change = (today - median) / median if median else 0.0
+    return abs(change) <= ANOMALY_BAND, (
+        f"{today} events vs trailing median {median:g} ({change:+.0%})")
+
+
+def loaded_days(warehouse: Warehouse, kind: Kind, first: dt.date, last: dt.date
+                ) -> set[dt.date]:
+    return {as_date(d) for (d,) in warehouse.query(
+        "SELECT DISTINCT cdr_date FROM cdr_files WHERE kind = ? AND cdr_date BETWEEN ? AND ?",
+        (kind.name, first, last))}
+
+
+def compute_day_signals(warehouse: Warehouse, kind: Kind, day: dt.date) -> DaySignals:
+    """Compute a day's signals, replace them in `cdr_signals_daily`, judge its volume."""
+    first = day - dt.timedelta(days=TRAILING_DAYS)
+    loaded = loaded_days(warehouse, kind, first, day)
+    found = [s for dim in kind.signal_dimensions for s in signals(
+        kind, dim.name, day, warehouse.query(signal_query(kind, dim), (first, day)), loaded)]
+    warehouse.replace_rows(SIGNALS, {"kind": kind.name, "cdr_date": day}, SIGNALS.rows(
+        [{"dimension": s.dimension, "dimension_value": s.value, "volume": s.volume,
+          "trailing_median": s.trailing_median, "success_rate": s.success_rate,
+          "norm_success_rate": s.norm_success_rate, "flag": s.flag} for s in found],
+        {"kind": kind.name, "cdr_date": day}))
+    totals = {as_date(d): int(n) for d, n in warehouse.query(
+        f"SELECT cdr_date, COUNT(*) FROM {kind.table} WHERE cdr_date BETWEEN ? AND ? "
+        "GROUP BY 1", (first, day))}
+    totals = {d: totals.get(d, 0) for d in loaded | {day}}  # a loaded day with no rows is 0
+    return DaySignals(found, *volume_anomaly(day, totals))
+
+
+def signal_checks(day_signals: DaySignals) -> list[CheckOutcome]:
+    flagged = day_signals.flagged
+    return [
+        CheckOutcome("volume_anomaly", day_signals.volume_ok, day_signals.volume_detail,
+                     {"volume": sum(s.volume for s in day_signals.signals
+                                    if s.dimension == day_signals.signals[0].dimension)
+                      if day_signals.signals else 0}),
+        CheckOutcome("no_fraud_flags", not flagged, ", ".join(
+            f"{s.dimension} {s.value}: {s.flag}" for s in flagged) or "none",
+            {"flags": len(flagged)}),
+    ]

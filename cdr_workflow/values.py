@@ -1,0 +1,136 @@
+"""Text fields → typed Arrow columns, and the pandera schema of the layout over them.
+
+A value that does not convert or breaks a rule becomes a reason for its row, never an error
+for the file.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pandera
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cdr_workflow.header import ColumnMap
+from cdr_workflow.layouts import AMOUNT_SCALE, TIMESTAMP_TYPE, Field, FieldType, Layout
+from cdr_workflow.schemas import schema_for
+
+_INTEGER = r"^[+-]?\d{1,18}$"
+_DECIMAL = rf"^[+-]?\d{{1,12}}(\.\d{{1,{AMOUNT_SCALE}}})?$"
+_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}(:?\d{2})?)?$"
+_HAS_ZONE = r"(Z|[+-]\d{2}(:?\d{2})?)$"
+
+Reasons = dict[int, list[str]]
+
+
+def typed_columns(strings: pa.Table, column_map: ColumnMap) -> tuple[pa.Table, Reasons]:
+    """Convert each layout column to its Arrow type; unconvertible values become reasons."""
+    reasons: Reasons = {}
+    arrays, names = [], []
+    for f in column_map.layout.fields:
+        position = column_map.positions.get(f.column)
+        if position is None:
+            arrays.append(pa.nulls(strings.num_rows, f.type.arrow))
+        else:
+            text = strings.column(position).combine_chunks()
+            arrays.append(convert(text, f, reasons))
+        names.append(f.column)
+    if column_map.call_type:
+        arrays.append(pa.repeat(pa.scalar(column_map.call_type), strings.num_rows))
+        names.append("call_type")
+    arrays.append(_extra_fields(strings, column_map.extras))
+    names.append("extra_fields")
+    return pa.table(arrays, names=names), reasons
+
+
+def convert(text: pa.Array, f: Field, reasons: Reasons) -> pa.Array:
+    """Empty fields are already null; a value that does not parse becomes a reason."""
+    if f.type is FieldType.STRING:
+        _note(pc.match_substring(text, "\x00"), f"{f.sinch_name} contains a NUL byte", reasons)
+        return text
+    if f.type is FieldType.DECIMAL and pc.any(pc.match_substring(text, ",")).as_py():
+        text = pc.replace_substring(text, ",", ".")  # a decimal comma is tolerated
+    pattern = {FieldType.INTEGER: _INTEGER, FieldType.DECIMAL: _DECIMAL,
+               FieldType.TIMESTAMP: _TIMESTAMP}[f.type]
+    invalid = pc.invert(pc.match_substring_regex(text, pattern))
+    usable = text
+    if pc.any(invalid).as_py():
+        rows = np.flatnonzero(invalid.fill_null(False).to_numpy(zero_copy_only=False))
+        for row in rows:
+            reasons.setdefault(int(row), []).append(
+                f"{f.sinch_name} is not {_expected(f.type)}: {text[row].as_py()!r}")
+        usable = pc.if_else(invalid, pa.scalar(None, pa.string()), text)
+    if f.type is FieldType.TIMESTAMP:
+        return _to_timestamp(usable, f, reasons)
+    return pc.cast(usable, f.type.arrow)
+
+
+def _expected(field_type: FieldType) -> str:
+    return {
+        FieldType.INTEGER: "an integer",
+        FieldType.DECIMAL: f"a decimal with at most {AMOUNT_SCALE} decimal places",
+        FieldType.TIMESTAMP: "an ISO 8601 or 'yyyy-MM-dd HH:mm:ss' timestamp",
+    }[field_type]
+
+
+def _to_timestamp(text: pa.Array, f: Field, reasons: Reasons) -> pa.Array:
+    """Values without a zone are UTC. Stored at microsecond precision."""
+    has_zone = pc.match_substring_regex(text, _HAS_ZONE)
+    zoned = text if pc.all(has_zone).as_py() is not False else pc.if_else(
+        has_zone, text, pc.binary_join_element_wise(text, "Z", ""))
+    nanos = pa.timestamp("ns", tz="UTC")
+    try:
+        parsed = pc.cast(zoned, nanos)
+    except pa.ArrowInvalid:  # well-formed but impossible (month 13): find the rows one by one
+        values = []
+        for row, value in enumerate(zoned.to_pylist()):
+            try:
+                values.append(pc.cast(pa.array([value]), nanos)[0])
+            except pa.ArrowInvalid:
+                reasons.setdefault(row, []).append(
+                    f"{f.sinch_name} is not a valid date and time: {text[row].as_py()!r}")
+                values.append(pa.scalar(None, nanos))
+        parsed = pa.array([v.as_py() for v in values], nanos)
+    return pc.cast(parsed, TIMESTAMP_TYPE, safe=False)
+
+
+def _note(mask: pa.Array, reason: str, reasons: Reasons) -> None:
+    if pc.any(mask).as_py():
+        for row in np.flatnonzero(mask.to_numpy(zero_copy_only=False)):
+            reasons.setdefault(int(row), []).append(reason)
+
+
+def _extra_fields(strings: pa.Table, extras: dict[str, int]) -> pa.Array:
+    """Columns the layout does not know are kept, as one JSON object per row."""
+    if not extras:
+        return pa.nulls(strings.num_rows, pa.string())
+    values = {name: strings.column(pos).to_pylist() for name, pos in extras.items()}
+    return pa.array(
+        [json.dumps({n: v[i] for n, v in values.items()}) for i in range(strings.num_rows)],
+        pa.string(),
+    )
+
+
+_CHECK_WORDING = {"not_nullable": "is missing", "field_uniqueness": "duplicates an earlier line"}
+
+
+def validate(typed: pa.Table, layout: Layout, reasons: Reasons) -> None:
+    """Run the layout's pandera schema on rows that typed cleanly; failures become reasons."""
+    frame = typed.to_pandas(types_mapper=pd.ArrowDtype)
+    candidates = frame.drop(index=list(reasons)) if reasons else frame
+    try:
+        schema_for(layout.name).validate(candidates, lazy=True)
+    except pandera.errors.SchemaErrors as exc:
+        cases = exc.failure_cases.dropna(subset=["index"])
+        for row, column, check, schema_context in cases[
+            ["index", "column", "check", "schema_context"]
+        ].itertuples(index=False):
+            wording = _CHECK_WORDING.get(check, check)
+            reason = wording if schema_context == "DataFrameSchema" else \
+                f"{layout.field(column).sinch_name} {wording}"
+            row_reasons = reasons.setdefault(int(row), [])
+            if reason not in row_reasons:
+                row_reasons.append(reason)
