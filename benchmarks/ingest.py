@@ -36,6 +36,8 @@ def _peak_rss_mb() -> float:
 
 
 def _pipeline(path: str, kind: str, warehouse_url: str, out: Any) -> None:
+    from cdr_workflow.day_facts import read_day_facts, store_report
+    from cdr_workflow.kinds import KINDS
     from cdr_workflow.load import load_day
     from cdr_workflow.reader import read_cdr_file
     from cdr_workflow.reconcile import DailyReport
@@ -57,12 +59,12 @@ def _pipeline(path: str, kind: str, warehouse_url: str, out: Any) -> None:
     stages["read_and_validate_only"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    result = load_day(source, warehouse, kind, DAY, "benchmark")
+    result = load_day(source, warehouse, KINDS[kind], DAY, "benchmark")
     stages["load_day"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    report = DailyReport(warehouse.day_facts(kind, DAY, DAY), 0.05)
-    warehouse.replace_reconciliation(kind, DAY, report.rows(dt.datetime.now(dt.UTC)))
+    report = DailyReport(read_day_facts(warehouse, KINDS[kind], DAY, DAY), 0.05)
+    store_report(warehouse, report)
     report.markdown()
     stages["reconcile"] = time.perf_counter() - start
     assert result.rows_read == result.rows_loaded + result.rows_rejected == rows + rejects

@@ -1,4 +1,5 @@
-"""The raw figures of one kind and day, read back from the warehouse for reconciliation."""
+"""The reconciliation's side of the warehouse: the raw figures of one kind and day read
+back, and the finished report's figures stored."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cdr_workflow.kinds import Kind
 from cdr_workflow.warehouse import Warehouse, as_date
@@ -16,6 +17,10 @@ from cdr_workflow.warehouse.day_load import (
     FileLoad,
     decode_amounts,
 )
+from cdr_workflow.warehouse.tables import RECONCILIATION
+
+if TYPE_CHECKING:
+    from cdr_workflow.reconcile import DailyReport
 
 FILE_COLUMNS = ("kind", "cdr_date", "source_file", "source_uri", "size_bytes", "fingerprint",
                 "rows_read", "rows_loaded", "rows_rejected", "amount_totals")
@@ -96,3 +101,10 @@ def _file_load(row: tuple) -> FileLoad:
     values["amount_totals"] = decode_amounts(values["amount_totals"])
     return FileLoad(**values)
 
+
+
+def store_report(warehouse: Warehouse, report: DailyReport) -> None:
+    """Replace the day's figures in `cdr_reconciliation_daily`."""
+    warehouse.replace_rows(
+        RECONCILIATION, {"kind": report.kind, "cdr_date": report.day},
+        RECONCILIATION.rows(report.rows(), {"computed_at": dt.datetime.now(dt.UTC)}))

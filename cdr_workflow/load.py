@@ -10,10 +10,10 @@ from dataclasses import dataclass, replace
 from queue import Empty, Queue
 from typing import Any, TypeVar
 
+from cdr_workflow.kinds import Kind
 from cdr_workflow.privacy import pseudonymise
 from cdr_workflow.reader import read_cdr_file
 from cdr_workflow.sources import CdrFile, Listing, NoFileError, Source
-from cdr_workflow.kinds import Kind
 from cdr_workflow.warehouse import Warehouse
 from cdr_workflow.warehouse.day_load import FileLoad, day_load
 

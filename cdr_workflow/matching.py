@@ -22,8 +22,8 @@ import pyarrow.csv as pacsv
 from cdr_workflow.kinds import Kind
 from cdr_workflow.layouts import Field, FieldType
 from cdr_workflow.reader import DELIMITER, CdrFileError, decompressed
-from cdr_workflow.values import convert
 from cdr_workflow.sources import CdrFile, Source
+from cdr_workflow.values import convert
 from cdr_workflow.warehouse import Warehouse, as_date
 from cdr_workflow.warehouse.tables import EXPECTED, EXPECTED_MATCH
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import load_definitions
 
-from cdr_workflow.defs import build_definitions
 from cdr_workflow.settings import Settings
 from cdr_workflow.warehouse import Warehouse, open_warehouse
 
@@ -70,8 +70,8 @@ def settings(env: dict[str, str]) -> Settings:
 
 
 @pytest.fixture
-def defs(settings: Settings):
-    return build_definitions(settings)
+def defs(env: dict[str, str]):
+    return load_definitions(env)
 
 
 @pytest.fixture

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
+from collections.abc import Mapping
+from unittest import mock
 
+import dagster as dg
+
+from cdr_workflow.definitions import defs as project_defs
 from cdr_workflow.layouts import LAYOUTS
 from cdr_workflow.reader import Chunk, read_cdr_file
 
@@ -36,3 +42,11 @@ def rows_and_rejects(text: str | bytes, **kwargs) -> tuple[list[dict], list]:
     chunks = read_text(text, **kwargs)
     rows = [r for c in chunks for r in c.rows.to_pylist()]
     return rows, [r for c in chunks for r in c.rejects]
+
+
+def load_definitions(env: Mapping[str, str]) -> dg.Definitions:
+    """The project's Definitions as a process started with `env` (and no other CDR_ setting)
+    would load them."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CDR_")}
+    with mock.patch.dict(os.environ, {**clean, **env}, clear=True):
+        return project_defs()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cdr_workflow.demo import write_day, write_voice_file
+from cdr_workflow.kinds import VOICE
 from cdr_workflow.load import load_day
 from cdr_workflow.sources import DEFAULT_FILE_PATTERN
 from cdr_workflow.sources.local import LocalSource
@@ -30,7 +31,8 @@ LOAD_SCRIPT = textwrap.dedent("""
     from cdr_workflow.sources import DEFAULT_FILE_PATTERN
     from cdr_workflow.sources.local import LocalSource
     from cdr_workflow.warehouse import open_warehouse
-    from cdr_workflow.warehouse.base import DayLoad
+    from cdr_workflow.kinds import VOICE
+    from cdr_workflow.warehouse.day_load import DayLoad
 
     drop, url, day, load_id = sys.argv[1:5]
     appended = DayLoad.add_rows
@@ -39,7 +41,7 @@ LOAD_SCRIPT = textwrap.dedent("""
         print("appended", flush=True)  # the parent kills us here, mid-transaction
     DayLoad.add_rows = announce
     source = LocalSource(Path(drop), re.compile(DEFAULT_FILE_PATTERN))
-    load_day(source, open_warehouse(url), "voice", dt.date.fromisoformat(day), load_id)
+    load_day(source, open_warehouse(url), VOICE, dt.date.fromisoformat(day), load_id)
     print("done", flush=True)
 """)
 
@@ -55,7 +57,7 @@ def test_a_load_killed_mid_append_leaves_the_day_untouched_and_a_rerun_is_correc
     source = LocalSource(drop, re.compile(DEFAULT_FILE_PATTERN))
     warehouse = open_warehouse(warehouse_url)
     write_voice_file(drop / "voice_2026-11-21.csv", 100, DAY, seed=1)
-    load_day(source, warehouse, "voice", DAY, "before")
+    load_day(source, warehouse, VOICE, DAY, "before")
     write_voice_file(drop / "voice_2026-11-21.csv", 200_000, DAY, seed=2)
 
     child = start_load(drop, warehouse_url, DAY, "killed")
@@ -66,7 +68,7 @@ def test_a_load_killed_mid_append_leaves_the_day_untouched_and_a_rerun_is_correc
     assert warehouse.query("SELECT load_id, COUNT(*) FROM voice_cdrs GROUP BY 1") == [
         ("before", 100)]
     assert warehouse.query("SELECT load_id, rows_read FROM cdr_files") == [("before", 100)]
-    result = load_day(source, warehouse, "voice", DAY, "rerun")
+    result = load_day(source, warehouse, VOICE, DAY, "rerun")
     assert result.rows_loaded == 200_000
     assert warehouse.query("SELECT load_id, COUNT(*) FROM voice_cdrs GROUP BY 1") == [
         ("rerun", 200_000)]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import PT_HEADER, line, pt_row
 
+from cdr_workflow.kinds import KINDS, VOICE
 from cdr_workflow.load import load_day
 from cdr_workflow.reader import CdrFileError
 from cdr_workflow.sources import DEFAULT_FILE_PATTERN
@@ -42,11 +43,11 @@ def test_corpus_file(name, tmp_path, warehouse):
     source = source_with(tmp_path, name)
     if "error" in expected:
         with pytest.raises(CdrFileError, match=re.escape(expected["error"])) as raised:
-            load_day(source, warehouse, kind, DAY, "run-1")
+            load_day(source, warehouse, KINDS[kind], DAY, "run-1")
         assert name in str(raised.value)
         assert warehouse.query("SELECT COUNT(*) FROM cdr_files") == [(0,)]
         return
-    result = load_day(source, warehouse, kind, DAY, "run-1")
+    result = load_day(source, warehouse, KINDS[kind], DAY, "run-1")
     assert (result.rows_loaded, result.rows_rejected) == (expected["loaded"],
                                                           expected["rejected"])
     assert result.rows_read == result.rows_loaded + result.rows_rejected
@@ -63,7 +64,7 @@ def test_values_survive_the_hostile_dialects(tmp_path, warehouse):
     source = source_with(tmp_path, "voice_embedded_line_breaks_2026-11-21.csv",
                          "voice_huge_custom_2026-11-21.csv", "voice_na_and_empty_2026-11-21.csv")
     # three files, one day: ids repeat across them, so the later copies are rejected
-    load_day(source, warehouse, "voice", DAY, "run-1")
+    load_day(source, warehouse, VOICE, DAY, "run-1")
     customs = dict(warehouse.query("SELECT source_file, custom FROM voice_cdrs "
                                    "WHERE call_id = 'c1'"))
     assert customs == {"voice_embedded_line_breaks_2026-11-21.csv":
@@ -75,7 +76,7 @@ def test_values_survive_the_hostile_dialects(tmp_path, warehouse):
 
 def test_sql_in_a_header_is_data_not_sql(tmp_path, warehouse):
     source = source_with(tmp_path, "voice_sql_in_header_2026-11-21.csv")
-    load_day(source, warehouse, "voice", DAY, "run-1")
+    load_day(source, warehouse, VOICE, DAY, "run-1")
     ((extra,),) = warehouse.query("SELECT extra_fields FROM voice_cdrs")
     assert "DROP TABLE" in json.loads(extra).popitem()[0]
 
@@ -84,16 +85,16 @@ def test_the_same_file_delivered_twice_loads_once(tmp_path, warehouse):
     source = source_with(tmp_path, "voice_crlf_2026-11-21.csv")
     shutil.copy(source.drop_dir / "voice_crlf_2026-11-21.csv",
                 source.drop_dir / "voice_crlf_copy_2026-11-21.csv")
-    result = load_day(source, warehouse, "voice", DAY, "run-1")
+    result = load_day(source, warehouse, VOICE, DAY, "run-1")
     assert (result.rows_loaded, result.rows_rejected) == (2, 2)
 
 
 def test_a_replaced_file_replaces_the_day(tmp_path, warehouse):
     source = source_with(tmp_path, "voice_crlf_2026-11-21.csv")
-    load_day(source, warehouse, "voice", DAY, "run-1")
+    load_day(source, warehouse, VOICE, DAY, "run-1")
     (source.drop_dir / "voice_crlf_2026-11-21.csv").write_text(
         f"{PT_HEADER}\n{line(pt_row('new'))}\n")
-    load_day(source, warehouse, "voice", DAY, "run-2")
+    load_day(source, warehouse, VOICE, DAY, "run-2")
     assert warehouse.query("SELECT call_id FROM voice_cdrs") == [("new",)]
 
 

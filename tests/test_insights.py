@@ -10,14 +10,16 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from helpers import PT_HEADER, line, pt_row
+from helpers import PT_HEADER, line, load_definitions, pt_row
 
-from cdr_workflow.defs import build_definitions
 from cdr_workflow.defs.common import kind_asset_keys
 from cdr_workflow.demo import write_day
-from cdr_workflow.insights import Tolerances, classify, kpi_queries, kpis, signals
+from cdr_workflow.kinds import VERIFICATION, VOICE
+from cdr_workflow.kpis import kpi_queries, kpis
 from cdr_workflow.load import load_day
+from cdr_workflow.matching import Tolerances, match_records
 from cdr_workflow.settings import Settings
+from cdr_workflow.signals import signals
 from cdr_workflow.sources import DEFAULT_FILE_PATTERN
 from cdr_workflow.sources.local import LocalSource
 
@@ -47,14 +49,14 @@ def test_kpis_equal_hand_computed_values(tmp_path, warehouse):
         pt_row("c3", Result="BUSY", Duration="0", Amount="0", AnswerTime=""),
         pt_row("c4", Result="FAILED", Duration="0", Amount="0", AnswerTime="", ToCountryId="DE"),
     ])
-    load_day(LocalSource(drop, re.compile(DEFAULT_FILE_PATTERN)), warehouse, "voice", D21, "r")
-    results = {name: warehouse.query(sql, (D21,)) for name, sql in kpi_queries("voice").items()}
-    overall = {k.measure: k.figure for k in kpis("voice", results) if k.dimension == "all"}
+    load_day(LocalSource(drop, re.compile(DEFAULT_FILE_PATTERN)), warehouse, VOICE, D21, "r")
+    results = {name: warehouse.query(sql, (D21,)) for name, sql in kpi_queries(VOICE).items()}
+    overall = {k.measure: k.figure for k in kpis(VOICE, results) if k.dimension == "all"}
     assert overall == {
         "attempts": 4, "answered": 2, "asr": Decimal("0.5"), "ner": Decimal("0.75"),
         "acd_seconds": Decimal("90"), "minutes": Decimal("3"), "cost_EUR": Decimal("0.3"),
         "cost_per_minute_EUR": Decimal("0.1")}
-    germany = {k.measure: k.figure for k in kpis("voice", results)
+    germany = {k.measure: k.figure for k in kpis(VOICE, results)
                if k.dimension == "country" and k.value == "DE"}
     assert germany["attempts"] == 1 and germany["asr"] == 0
 
@@ -70,29 +72,30 @@ def test_expected_records_find_exactly_what_was_planted():
         ("late", cdr_time, None, day + dt.timedelta(days=1), cdr_time, None),
     ]
     unexpected = [("surprise", "voice_2026-11-20.csv", 7)]
-    found = {m.id: m.status for m in classify(day, expected, unexpected, Tolerances(
+    found = {m.id: m.status for m in match_records(day, expected, unexpected, Tolerances(
         amount=Decimal(0), seconds=300))}
     assert found == {"ok": "matched", "missing": "missing_in_cdrs",
                      "pricey": "amount_mismatch", "skewed": "time_skew",
                      "late": "matched_late", "surprise": "unexpected_in_cdrs"}
-    tolerant = {m.id: m.status for m in classify(day, expected, [], Tolerances(
+    tolerant = {m.id: m.status for m in match_records(day, expected, [], Tolerances(
         amount=Decimal("0.001"), seconds=4 * 3600))}
     assert tolerant["pricey"] == tolerant["skewed"] == "matched"
 
 
 def test_a_late_cdr_turns_missing_into_matched_late_when_the_next_day_loads(tmp_path, env):
-    settings = Settings.from_env({**env, "CDR_EXPECTED_DIR": str(tmp_path / "expected")})
+    env = {**env, "CDR_EXPECTED_DIR": str(tmp_path / "expected")}
+    settings = Settings.from_env(env)
     drop, expected = settings.drop_dir, settings.expected_dir
     expected.mkdir()
     (expected / "expected_voice_2026-11-20.csv").write_text(
         f"id;timestamp;amount;currency\nontime;{at(D20, 10)};0.0125;EUR\n"
         f"late;{at(D20, 23, 50)};0.0125;EUR\n")
     write_voice(drop, D20, [pt_row("ontime", CallTime=at(D20, 10), AnswerTime="")])
-    defs = build_definitions(settings)
+    defs = load_definitions(env)
     job = defs.resolve_job_def("cdr_day_job")
     match_job = defs.resolve_implicit_global_asset_job_def()
     match_key = dg.AssetKey("voice_expected_match")
-    voice = kind_asset_keys("voice")
+    voice = kind_asset_keys(VOICE)
     warehouse = defs.resources["cdr"].warehouse
 
     def statuses() -> dict[str, str]:
@@ -131,7 +134,7 @@ def test_the_monthly_summary_equals_the_sum_of_its_days(tmp_path, env):
     settings = Settings.from_env(env)
     for day in (D20 - dt.timedelta(days=1), D20, D21):
         write_day(settings.drop_dir, day, rows_per_file=60)
-    defs = build_definitions(settings)
+    defs = load_definitions(env)
     with dg.instance_for_test() as instance:
         job = defs.resolve_job_def("cdr_day_job")
         for day in (D20 - dt.timedelta(days=1), D20, D21):
@@ -172,10 +175,10 @@ def test_planted_pumping_is_flagged_and_an_ordinary_week_is_not():
     normal = {"SE": (100, 80), "NG": (100, 80), "DE": (60, 50)}
     history = [row for i in range(1, 8) for row in week(D21 - dt.timedelta(days=i), normal, 5)]
     loaded = {D21 - dt.timedelta(days=i) for i in range(8)}
-    ordinary = signals("verification", "country", D21, history + week(D21, normal, 5), loaded)
+    ordinary = signals(VERIFICATION, "country", D21, history + week(D21, normal, 5), loaded)
     assert [s.flag for s in ordinary] == [None, None, None]
     pumped = week(D21, {**normal, "NG": (1000, 50)})  # 10x volume at 5% conversion
-    flagged = [s for s in signals("verification", "country", D21, history + pumped, loaded)
+    flagged = [s for s in signals(VERIFICATION, "country", D21, history + pumped, loaded)
                if s.flag]
     assert [(s.value, s.flag) for s in flagged] == [("NG", "pumping")]
 
@@ -183,7 +186,7 @@ def test_planted_pumping_is_flagged_and_an_ordinary_week_is_not():
 def test_the_daily_html_report_is_self_contained(tmp_path, env):
     settings = Settings.from_env(env)
     write_day(settings.drop_dir, D21, rows_per_file=30)
-    defs = build_definitions(settings)
+    defs = load_definitions(env)
     with dg.instance_for_test() as instance:
         assert defs.resolve_job_def("cdr_day_job").execute_in_process(
             partition_key=str(D21), instance=instance).success

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cdr_workflow.kinds import VOICE
 from cdr_workflow.layouts import LAYOUTS
 from cdr_workflow.load import load_day
 from cdr_workflow.reader import CdrFileError, read_cdr_file
@@ -143,7 +144,7 @@ def test_a_corrupted_file_never_loses_a_line(warehouse_url, calls_, dialect, edi
         warehouse = open_warehouse(f"duckdb:///{tmp}/warehouse.duckdb")
         source = LocalSource(drop, re.compile(DEFAULT_FILE_PATTERN))
         try:
-            result = load_day(source, warehouse, "voice", dt.date(2026, 11, 21), "run")
+            result = load_day(source, warehouse, VOICE, dt.date(2026, 11, 21), "run")
         except CdrFileError as exc:  # the whole file refused, naming it: nothing half-loaded
             assert "voice_phone_terminated_2026-11-21.csv" in str(exc)
             assert warehouse.query("SELECT COUNT(*) FROM voice_cdrs") == [(0,)]

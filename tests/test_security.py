@@ -10,10 +10,10 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from helpers import PT_HEADER, line, pt_row
+from helpers import PT_HEADER, line, load_definitions, pt_row
 
-from cdr_workflow.defs import build_definitions
 from cdr_workflow.demo import write_day
+from cdr_workflow.kinds import VOICE
 from cdr_workflow.load import load_day
 from cdr_workflow.privacy import token
 from cdr_workflow.settings import Settings
@@ -29,13 +29,13 @@ def test_the_warehouse_password_appears_in_no_log_metadata_report_or_table(
         fresh_postgres_url, tmp_path):
     # the test server trusts local connections, so any password works and must not leak
     url = fresh_postgres_url.replace("postgresql://postgres@", f"postgresql://postgres:{PASSWORD}@")
-    settings = Settings.from_env({"CDR_DROP_DIR": str(tmp_path / "drop"),
-                                  "CDR_WAREHOUSE_URL": url, "CDR_START_DATE": "2026-11-01",
-                                  "CDR_REPORTS_DIR": str(tmp_path / "reports")})
+    env = {"CDR_DROP_DIR": str(tmp_path / "drop"), "CDR_WAREHOUSE_URL": url,
+           "CDR_START_DATE": "2026-11-01", "CDR_REPORTS_DIR": str(tmp_path / "reports")}
+    settings = Settings.from_env(env)
     assert PASSWORD not in repr(settings)
     write_day(tmp_path / "drop", DAY, rows_per_file=20)
     (tmp_path / "drop" / "voice_phone_terminated_2026-11-20.csv").write_bytes(b"\x1f\x8bbad")
-    defs = build_definitions(settings)
+    defs = load_definitions(env)
     with dg.instance_for_test() as instance:
         job = defs.resolve_job_def("cdr_day_job")
         assert job.execute_in_process(partition_key=DAY.isoformat(), instance=instance).success
@@ -48,7 +48,7 @@ def test_the_warehouse_password_appears_in_no_log_metadata_report_or_table(
     assert not [entry for entry in logs if PASSWORD in entry]
     for report in (tmp_path / "reports").rglob("*"):
         assert report.is_dir() or PASSWORD not in report.read_text()
-    warehouse = build_definitions(settings).resources["cdr"].warehouse
+    warehouse = load_definitions(env).resources["cdr"].warehouse
     for table in ("cdr_files", "cdr_rejects", "cdr_reconciliation_daily", "voice_cdrs"):
         assert PASSWORD not in str(warehouse.query(f"SELECT * FROM {table}"))
 
@@ -84,7 +84,7 @@ def test_pseudonymisation_hides_numbers_but_keeps_them_joinable(tmp_path, wareho
     (drop / "voice_2026-11-21.csv").write_text(PT_HEADER + "\n" + "".join(
         line(r) + "\n" for r in rows))
     source = LocalSource(drop, re.compile(DEFAULT_FILE_PATTERN))
-    load_day(source, warehouse, "voice", DAY, "run-1", pseudonymisation_key=KEY.encode())
+    load_day(source, warehouse, VOICE, DAY, "run-1", pseudonymisation_key=KEY.encode())
     stored = warehouse.query("SELECT call_id, from_endpoint, to_endpoint, user_id "
                              "FROM voice_cdrs ORDER BY call_id")
     assert stored[0][1] == stored[1][1] == token(KEY.encode(), "+46700000001")  # joinable

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from helpers import PT_HEADER, line, pt_row
 
+from cdr_workflow.day_facts import read_day_facts
+from cdr_workflow.kinds import VOICE
 from cdr_workflow.load import load_day
 from cdr_workflow.sources import DEFAULT_FILE_PATTERN, NoFileError
 from cdr_workflow.sources.local import LocalSource
@@ -44,8 +46,8 @@ def test_tables_are_created_on_first_use_with_exact_types(warehouse):
 
 def test_reloading_a_day_leaves_exactly_one_copy(warehouse, source):
     write(source, "voice_2026-11-21.csv", [pt_row("a"), pt_row("b", Duration="-1")])
-    first = load_day(source, warehouse, "voice", DAY, "run-1")
-    second = load_day(source, warehouse, "voice", DAY, "run-2")
+    first = load_day(source, warehouse, VOICE, DAY, "run-1")
+    second = load_day(source, warehouse, VOICE, DAY, "run-2")
     assert (first.rows_loaded, first.rows_rejected) == (1, 1)
     assert (second.rows_loaded, second.rows_rejected) == (1, 1)
     assert counts(warehouse) == (1, 1, 1)
@@ -54,9 +56,9 @@ def test_reloading_a_day_leaves_exactly_one_copy(warehouse, source):
 
 def test_a_replaced_file_replaces_the_day_without_leftovers(warehouse, source):
     write(source, "voice_2026-11-21.csv", [pt_row("a"), pt_row("b")])
-    load_day(source, warehouse, "voice", DAY, "run-1")
+    load_day(source, warehouse, VOICE, DAY, "run-1")
     write(source, "voice_2026-11-21.csv", [pt_row("c")])
-    load_day(source, warehouse, "voice", DAY, "run-2")
+    load_day(source, warehouse, VOICE, DAY, "run-2")
     assert warehouse.query("SELECT call_id FROM voice_cdrs") == [("c",)]
 
 
@@ -64,16 +66,16 @@ def test_other_days_are_untouched_by_a_reload(warehouse, source):
     write(source, "voice_2026-11-20.csv", [pt_row("x", CallTime="2026-11-20T10:00:00Z",
                                                   AnswerTime="")])
     write(source, "voice_2026-11-21.csv", [pt_row("a")])
-    load_day(source, warehouse, "voice", DAY - dt.timedelta(days=1), "run-1")
-    load_day(source, warehouse, "voice", DAY, "run-2")
-    load_day(source, warehouse, "voice", DAY, "run-3")
+    load_day(source, warehouse, VOICE, DAY - dt.timedelta(days=1), "run-1")
+    load_day(source, warehouse, VOICE, DAY, "run-2")
+    load_day(source, warehouse, VOICE, DAY, "run-3")
     assert sorted(warehouse.query("SELECT call_id FROM voice_cdrs")) == [("a",), ("x",)]
 
 
 def test_counts_add_up_and_rejects_are_findable_by_file_and_line(warehouse, source):
     write(source, "voice_2026-11-21.csv",
           [pt_row("a"), pt_row("b", Currency="eu"), pt_row("c"), pt_row("a")])
-    load_day(source, warehouse, "voice", DAY, "run-1")
+    load_day(source, warehouse, VOICE, DAY, "run-1")
     ((read, loaded, rejected),) = warehouse.query(
         "SELECT rows_read, rows_loaded, rows_rejected FROM cdr_files")
     assert (read, loaded, rejected) == (4, 2, 2)
@@ -88,8 +90,8 @@ def test_an_id_loaded_on_another_day_is_rejected_naming_the_original(warehouse, 
     write(source, "voice_2026-11-20.csv", [pt_row("dup", CallTime="2026-11-20T10:00:00Z",
                                                     AnswerTime="")])
     write(source, "voice_2026-11-21.csv", [pt_row("dup"), pt_row("fresh")])
-    load_day(source, warehouse, "voice", DAY - dt.timedelta(days=1), "run-1")
-    result = load_day(source, warehouse, "voice", DAY, "run-2")
+    load_day(source, warehouse, VOICE, DAY - dt.timedelta(days=1), "run-1")
+    result = load_day(source, warehouse, VOICE, DAY, "run-2")
     assert (result.rows_loaded, result.rows_rejected) == (1, 1)
     ((reason,),) = warehouse.query("SELECT reasons FROM cdr_rejects")
     assert reason == ("duplicate id, already loaded for another day: dup is in "
@@ -99,7 +101,7 @@ def test_an_id_loaded_on_another_day_is_rejected_naming_the_original(warehouse, 
 def test_same_id_in_two_files_of_one_day_keeps_the_first(warehouse, source):
     write(source, "voice_phone_terminated_2026-11-21.csv", [pt_row("same")])
     write(source, "voice_zz_2026-11-21.csv", [pt_row("same")])
-    load_day(source, warehouse, "voice", DAY, "run-1")
+    load_day(source, warehouse, VOICE, DAY, "run-1")
     assert warehouse.query("SELECT source_file FROM voice_cdrs") == [
         ("voice_phone_terminated_2026-11-21.csv",)]
     ((reason,),) = warehouse.query("SELECT reasons FROM cdr_rejects")
@@ -109,17 +111,17 @@ def test_same_id_in_two_files_of_one_day_keeps_the_first(warehouse, source):
 def test_amounts_are_exact_decimals(warehouse, source):
     write(source, "voice_2026-11-21.csv",
           [pt_row(f"c{i}", Amount="0.000001") for i in range(1000)])
-    load_day(source, warehouse, "voice", DAY, "run-1")
+    load_day(source, warehouse, VOICE, DAY, "run-1")
     ((total,),) = warehouse.query("SELECT SUM(amount) FROM voice_cdrs")
     assert Decimal(total) == Decimal("0.001")
 
 
 def test_a_failing_load_rolls_back_and_keeps_the_previous_day(warehouse, source):
     write(source, "voice_2026-11-21.csv", [pt_row("a")])
-    load_day(source, warehouse, "voice", DAY, "run-1")
+    load_day(source, warehouse, VOICE, DAY, "run-1")
     (source.drop_dir / "voice_2026-11-21.csv").write_bytes(b"\x1f\x8b broken gzip")
     with pytest.raises(Exception, match="cannot decompress"):
-        load_day(source, warehouse, "voice", DAY, "run-2")
+        load_day(source, warehouse, VOICE, DAY, "run-2")
     assert counts(warehouse) == (1, 0, 1)
     assert warehouse.query("SELECT load_id FROM voice_cdrs") == [("run-1",)]
 
@@ -127,14 +129,14 @@ def test_a_failing_load_rolls_back_and_keeps_the_previous_day(warehouse, source)
 def test_a_day_with_no_file_names_the_folder_and_pattern(warehouse, source):
     with pytest.raises(NoFileError, match=r"no voice CDR file for 2026-11-21 in folder .*drop "
                                           r"matching pattern"):
-        load_day(source, warehouse, "voice", DAY, "run-1")
+        load_day(source, warehouse, VOICE, DAY, "run-1")
 
 
 def test_late_records_and_missing_days_reach_the_facts(warehouse, source):
     write(source, "voice_2026-11-21.csv",
           [pt_row("a"), pt_row("late", CallTime="2026-11-20T23:00:00Z", AnswerTime="")])
-    load_day(source, warehouse, "voice", DAY, "run-1")
-    facts = warehouse.day_facts("voice", DAY, dt.date(2026, 11, 18))
+    load_day(source, warehouse, VOICE, DAY, "run-1")
+    facts = read_day_facts(warehouse, VOICE, DAY, dt.date(2026, 11, 18))
     assert facts.late_before == 1 and facts.late_after == 0
     assert facts.missing_days_before == [dt.date(2026, 11, 18), dt.date(2026, 11, 19),
                                          dt.date(2026, 11, 20)]

@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 
 from cdr_workflow.checks import RULES, SIGNAL_RULES, TABLE_RULES, CheckOutcome, CheckRule
-from cdr_workflow.day_facts import read_day_facts
+from cdr_workflow.day_facts import read_day_facts, store_report
 from cdr_workflow.defs.common import (
     OWNERS,
     WAREHOUSE_POOL,
@@ -36,7 +36,7 @@ from cdr_workflow.reports.html import daily_html, daily_series
 from cdr_workflow.settings import Settings
 from cdr_workflow.signals import compute_day_signals, signal_checks
 from cdr_workflow.sources import Listing
-from cdr_workflow.warehouse.tables import RECONCILIATION, table_of
+from cdr_workflow.warehouse.tables import table_of
 
 DayChecks = list[tuple[dg.AssetKey, CheckOutcome]]
 
@@ -157,9 +157,7 @@ def _write_report(cdr: CdrWorkflow, report: DailyReport) -> dict[str, Any]:
     path = cdr.settings.reports_dir / report.kind / f"{report.day.isoformat()}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(markdown, encoding="utf-8")
-    cdr.warehouse.replace_rows(
-        RECONCILIATION, {"kind": report.kind, "cdr_date": report.day},
-        RECONCILIATION.rows(report.rows(), {"computed_at": dt.datetime.now(dt.UTC)}))
+    store_report(cdr.warehouse, report)
     return {"report": dg.MetadataValue.md(markdown),
             "report_path": dg.MetadataValue.path(str(path.resolve())), **report.numbers()}
 
