@@ -4,7 +4,7 @@ PYTHON ?= python3
 DEMO_DAYS ?= 7
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: install run test lint
+.PHONY: install run test test-fast lint
 
 install: $(VENV)/.installed
 
@@ -14,14 +14,23 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $@
 
+# dg reads the project from pyproject.toml ([tool.dg]) and runs it in this venv; its services
+# log warnings only, runs log what they load and what fails
 run: install
 	$(VENV)/bin/cdr-workflow demo --days $(DEMO_DAYS)
 	CDR_START_DATE=$${CDR_START_DATE:-$$(date -u -d '$(DEMO_DAYS) days ago' +%F)} \
-		$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+		VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+		$(VENV)/bin/dg dev -h 127.0.0.1 -p 3000 --log-level warning
 
 lint: install
 	$(VENV)/bin/ruff check cdr_workflow tests benchmarks
 	$(VENV)/bin/hadolint docker/Dockerfile
+	cd $(CURDIR) && VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+		$(VENV)/bin/dg check defs
 
 test: lint
 	$(VENV)/bin/pytest
+
+# under a minute: the pure core and the Definitions on DuckDB, no servers or browsers
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not slow and not postgres and not s3 and not browser"

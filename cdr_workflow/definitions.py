@@ -4,9 +4,15 @@ workspace.yaml, `dg`, docker and the tests load this module; settings are read f
 environment each time the definitions are built.
 """
 
+import warnings
 from pathlib import Path
 
 import dagster as dg
+
+# Backfill policies, pools and partitioned checks are used on purpose; their beta and preview
+# notices would otherwise repeat in every process that loads the code.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
 @dg.definitions

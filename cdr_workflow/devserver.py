@@ -1,7 +1,7 @@
-"""Run `dagster dev` for this project on a free local port, and stop it for good.
+"""Run `dg dev` for this project on a free local port, as `make run` does, and stop it for good.
 
-`dagster dev` can ignore SIGTERM while its children keep running, so it starts in a process
-group of its own and the whole group is ended (SIGKILL after a grace period).
+`dg dev` can ignore SIGTERM while its children keep running, so it starts in a process group of
+its own and the whole group is ended (SIGKILL after a grace period).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 START_TIMEOUT_SECONDS = 120
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # where pyproject.toml's [tool.dg] is
 
 
 def free_port() -> int:
@@ -30,13 +31,14 @@ def free_port() -> int:
 @contextmanager
 def dagster_dev(env: Mapping[str, str], log: IO[str] | int = subprocess.DEVNULL
                 ) -> Iterator[str]:
-    """Serve the Definitions with `env`; yields the UI's base URL once it answers."""
+    """Serve the project with `env`; yields the UI's base URL once it answers."""
     port = free_port()
-    dagster = Path(sys.executable).parent / "dagster"
+    venv = Path(sys.executable).parent.parent
     process = subprocess.Popen(
-        [str(dagster), "dev", "-m", "cdr_workflow.definitions", "-h", "127.0.0.1", "-p",
-         str(port)], env=dict(env), stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True)
+        [str(venv / "bin" / "dg"), "dev", "-h", "127.0.0.1", "-p", str(port),
+         "--log-level", "warning"],
+        env={**env, "VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}:{env.get('PATH', '')}"},
+        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
@@ -46,7 +48,7 @@ def dagster_dev(env: Mapping[str, str], log: IO[str] | int = subprocess.DEVNULL
                 break
             except OSError:
                 if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("dagster dev did not start") from None
+                    raise RuntimeError("dg dev did not start") from None
                 time.sleep(1)
         yield url
     finally:

@@ -27,6 +27,7 @@ from cdr_workflow.values import convert
 from cdr_workflow.warehouse import Warehouse, as_date
 from cdr_workflow.warehouse.tables import EXPECTED, EXPECTED_MATCH
 
+LATE_DAYS = 3  # a CDR may land in a file up to this many days after its own day
 STATUSES = ("matched", "matched_late", "amount_mismatch", "time_skew", "missing_in_cdrs",
             "unexpected_in_cdrs")
 EXPECTED_FIELDS = (Field("id", FieldType.STRING, ""), Field("timestamp", FieldType.TIMESTAMP, ""),
@@ -140,3 +141,14 @@ def match_day(warehouse: Warehouse, source: Source, files: list[CdrFile], kind: 
         [{"id": m.id, "status": m.status, "detail": m.detail, "cdr_loaded_date": m.cdr_date}
          for m in matches], {**where, "computed_at": dt.datetime.now(dt.UTC)}))
     return matches
+
+
+def day_loaded(warehouse: Warehouse, kind: Kind, day: dt.date) -> bool:
+    """Whether the day's CDR files are in the ledger (matching before that finds nothing)."""
+    return bool(warehouse.query("SELECT 1 FROM cdr_files WHERE kind = ? AND cdr_date = ? "
+                                "LIMIT 1", (kind.name, day)))
+
+
+def days_to_rematch(loaded_day: dt.date) -> list[dt.date]:
+    """Loading a day can resolve its own records and the late ones of the days before it."""
+    return [loaded_day - dt.timedelta(days=back) for back in range(LATE_DAYS, -1, -1)]

@@ -13,6 +13,26 @@ from pathlib import Path
 from cdr_workflow.matching import Tolerances
 from cdr_workflow.sources.base import DEFAULT_FILE_PATTERN
 
+# Every setting, with its default ("" for none): the one list. The README's table, the run
+# launcher's environment in docker/ and the Helm values are tested against it.
+VARIABLES: dict[str, str] = {
+    "CDR_SOURCE": "local",
+    "CDR_DROP_DIR": "data/drop",
+    "CDR_S3_BUCKET": "",
+    "CDR_S3_PREFIX": "",
+    "CDR_WAREHOUSE_URL": "duckdb:///data/warehouse.duckdb",
+    "CDR_START_DATE": "2024-01-01",
+    "CDR_FILE_PATTERN": DEFAULT_FILE_PATTERN,
+    "CDR_REPORTS_DIR": "data/reports",
+    "CDR_EXPECTED_DIR": "data/expected",
+    "CDR_EXPECTED_PREFIX": "expected/",
+    "CDR_MAX_REJECT_RATIO": "0.05",
+    "CDR_AMOUNT_TOLERANCE": "0",
+    "CDR_TIME_TOLERANCE_SECONDS": "300",
+    "CDR_PSEUDONYMISATION_KEY": "",
+    "CDR_SENSOR_STATUS": "running",
+}
+
 
 class SettingsError(ValueError):
     """A setting has a bad value; the message names the variable."""
@@ -39,35 +59,34 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
 
-        def get(name: str, default: str) -> str:
+        def get(name: str) -> str:
             value = env.get(name, "")
-            return value if value != "" else default
+            return value if value != "" else VARIABLES[name]
 
-        source = get("CDR_SOURCE", "local").lower()
+        source = get("CDR_SOURCE").lower()
         if source not in ("local", "s3"):
             raise SettingsError(f"CDR_SOURCE must be 'local' or 's3', not {source!r}")
-        bucket = env.get("CDR_S3_BUCKET") or None
+        bucket = get("CDR_S3_BUCKET") or None
         if source == "s3" and not bucket:
             raise SettingsError("CDR_S3_BUCKET must name a bucket when CDR_SOURCE=s3")
         return cls(
             source=source,
-            drop_dir=Path(get("CDR_DROP_DIR", "data/drop")),
+            drop_dir=Path(get("CDR_DROP_DIR")),
             s3_bucket=bucket,
-            s3_prefix=env.get("CDR_S3_PREFIX", ""),
-            warehouse_url=_warehouse_url(get("CDR_WAREHOUSE_URL",
-                                             "duckdb:///data/warehouse.duckdb")),
-            start_date=_date("CDR_START_DATE", get("CDR_START_DATE", "2024-01-01")),
-            file_pattern=_pattern(get("CDR_FILE_PATTERN", DEFAULT_FILE_PATTERN)),
-            reports_dir=Path(get("CDR_REPORTS_DIR", "data/reports")),
-            expected_dir=Path(get("CDR_EXPECTED_DIR", "data/expected")),
-            expected_prefix=get("CDR_EXPECTED_PREFIX", "expected/"),
-            max_reject_ratio=_ratio("CDR_MAX_REJECT_RATIO", get("CDR_MAX_REJECT_RATIO", "0.05")),
+            s3_prefix=get("CDR_S3_PREFIX"),
+            warehouse_url=_warehouse_url(get("CDR_WAREHOUSE_URL")),
+            start_date=_date("CDR_START_DATE", get("CDR_START_DATE")),
+            file_pattern=_pattern(get("CDR_FILE_PATTERN")),
+            reports_dir=Path(get("CDR_REPORTS_DIR")),
+            expected_dir=Path(get("CDR_EXPECTED_DIR")),
+            expected_prefix=get("CDR_EXPECTED_PREFIX"),
+            max_reject_ratio=_ratio("CDR_MAX_REJECT_RATIO", get("CDR_MAX_REJECT_RATIO")),
             tolerances=Tolerances(
-                amount=_non_negative("CDR_AMOUNT_TOLERANCE", get("CDR_AMOUNT_TOLERANCE", "0")),
+                amount=_non_negative("CDR_AMOUNT_TOLERANCE", get("CDR_AMOUNT_TOLERANCE")),
                 seconds=float(_non_negative("CDR_TIME_TOLERANCE_SECONDS",
-                                            get("CDR_TIME_TOLERANCE_SECONDS", "300")))),
-            pseudonymisation_key=_key(env.get("CDR_PSEUDONYMISATION_KEY", "")),
-            sensor_running=_choice("CDR_SENSOR_STATUS", get("CDR_SENSOR_STATUS", "running"),
+                                            get("CDR_TIME_TOLERANCE_SECONDS")))),
+            pseudonymisation_key=_key(get("CDR_PSEUDONYMISATION_KEY")),
+            sensor_running=_choice("CDR_SENSOR_STATUS", get("CDR_SENSOR_STATUS"),
                                    ("running", "stopped")) == "running",
         )
 

@@ -78,3 +78,24 @@ def defs(env: dict[str, str]):
 def drop_dir(settings: Settings) -> Path:
     settings.drop_dir.mkdir(parents=True, exist_ok=True)
     return settings.drop_dir
+
+
+SLOW_MODULES = {"test_ui", "test_cli", "test_faults", "test_benchmarks", "test_properties",
+                "test_daemon"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers from what a test uses: `make test-fast` leaves out the slow and the real
+    services; `make test` (README, CI) runs everything."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "fresh_postgres_url" in fixtures or params.get("warehouse_url") == "postgres":
+            item.add_marker(pytest.mark.postgres)
+        if "s3_env" in fixtures:
+            item.add_marker(pytest.mark.s3)
+        module = item.module.__name__ if item.module else ""
+        if module == "test_ui":
+            item.add_marker(pytest.mark.browser)
+        if module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

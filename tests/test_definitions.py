@@ -117,7 +117,7 @@ def test_a_range_loads_in_one_run_and_a_missing_day_fails_alone(defs, instance, 
     assert failures["verification_pipeline"].startswith(
         "1 of 3 verification day(s) failed:\n- 2026-11-20: no verification CDR file for "
         "2026-11-20 in folder")
-    # the expected-records match runs after its days load, by its automation condition
+    # the expected-records match (group matching) follows its days by the cdr_follow_up sensor
     for asset in [a for a in ASSETS + INSIGHTS if not a.endswith("expected_match")]:
         done = instance.get_materialized_partitions(dg.AssetKey(asset))
         assert done == {"2026-11-19", "2026-11-21"}, asset

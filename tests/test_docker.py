@@ -3,6 +3,7 @@ workspaces and Helm values that parse and point at each other."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -10,6 +11,8 @@ from urllib.parse import urlsplit
 import dagster as dg
 import yaml
 from dagster._core.instance.ref import InstanceRef
+
+from cdr_workflow.settings import VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
@@ -45,9 +48,30 @@ def test_compose_wires_postgres_minio_user_code_webserver_and_daemon():
         (DOCKER / "Dockerfile").read_text().split())
     env = services["webserver"]["environment"]
     assert env["CDR_WAREHOUSE_URL"].startswith("postgresql://")
-    instance_env = yaml.safe_load((DOCKER / "dagster.yaml").read_text())[
+
+
+def test_every_setting_reaches_the_run_containers():
+    """A setting added to settings.py but not passed on would be silently at its default in
+    runs (a pseudonymisation key missing there stores plain numbers)."""
+    compose_env = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())["x-cdr-env"]
+    launcher_env = yaml.safe_load((DOCKER / "dagster.yaml").read_text())[
         "run_launcher"]["config"]["env_vars"]
-    assert set(instance_env) <= set(env), "runs must get every variable the services have"
+    assert set(VARIABLES) <= set(compose_env), "the services must get every setting"
+    assert set(VARIABLES) <= set(launcher_env), "the run launcher must pass every setting on"
+    assert set(launcher_env) <= set(compose_env), "the launcher passes what the daemon has"
+    values = yaml.safe_load((DOCKER / "helm-values.yaml").read_text())
+    deployment = values["dagster-user-deployments"]["deployments"][0]
+    assert deployment["includeConfigInLaunchedRuns"]["enabled"], \
+        "Kubernetes runs must start with the user deployment's env and secrets"
+
+
+def test_every_setting_the_code_reads_is_declared_and_documented():
+    read = set()
+    for path in (ROOT / "cdr_workflow").rglob("*.py"):
+        read |= set(re.findall(r'"(CDR_[A-Z0-9_]+)"', path.read_text()))
+    assert read == set(VARIABLES)
+    readme = (ROOT / "README.md").read_text()
+    assert [name for name in VARIABLES if f"`{name}`" not in readme] == []
 
 
 def test_root_workspace_loads_the_definitions_module():

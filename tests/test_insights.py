@@ -24,6 +24,8 @@ from cdr_workflow.sources import DEFAULT_FILE_PATTERN
 from cdr_workflow.sources.local import LocalSource
 
 D20, D21 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
 
 
 @pytest.fixture
@@ -93,8 +95,7 @@ def test_a_late_cdr_turns_missing_into_matched_late_when_the_next_day_loads(tmp_
     write_voice(drop, D20, [pt_row("ontime", CallTime=at(D20, 10), AnswerTime="")])
     defs = load_definitions(env)
     job = defs.resolve_job_def("cdr_day_job")
-    match_job = defs.resolve_implicit_global_asset_job_def()
-    match_key = dg.AssetKey("voice_expected_match")
+    follow_up = defs.resolve_sensor_def("cdr_follow_up")
     voice = kind_asset_keys(VOICE)
     warehouse = defs.resources["cdr"].warehouse
 
@@ -102,32 +103,44 @@ def test_a_late_cdr_turns_missing_into_matched_late_when_the_next_day_loads(tmp_
         return dict(warehouse.query("SELECT id, status FROM cdr_expected_match "
                                     "WHERE cdr_date = ?", (D20,)))
 
+    def follow(instance, cursor: str | None) -> tuple[list[dg.RunRequest], str]:
+        """One sensor tick, then the runs it asked for, as the daemon would launch them."""
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                          resources={"cdr": defs.resources["cdr"]})
+        result = follow_up.evaluate_tick(context)
+        for request in result.run_requests:
+            run = defs.resolve_job_def(request.job_name).execute_in_process(
+                instance=instance, tags=request.tags, partition_key=request.partition_key)
+            assert run.success
+        return result.run_requests, result.cursor
+
     with dg.instance_for_test() as instance:
-        selection = dg.AssetSelection.assets(match_key)
-        cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance,
-                                                   asset_selection=selection).cursor
         assert job.execute_in_process(partition_key=str(D20), instance=instance,
                                       asset_selection=voice).success
-        first = dg.evaluate_automation_conditions(defs=defs, instance=instance,
-                                                  asset_selection=selection, cursor=cursor)
-        # the day itself, and the days before it whose late CDRs its file may bring
-        assert first.get_requested_partitions(match_key) == {
-            str(D20 - dt.timedelta(days=n)) for n in range(4)}
-        assert match_job.execute_in_process(partition_key=str(D20), instance=instance,
-                                            asset_selection=[match_key]).success
+        requests, cursor = follow(instance, None)
+        # the day itself and the days before it whose late CDRs its file may bring, as one
+        # ranged run; and the day's billing month
+        assert [(r.job_name, r.tags.get(RANGE_START), r.tags.get(RANGE_END), r.partition_key)
+                for r in requests] == [
+            ("cdr_match_job", str(D20 - dt.timedelta(days=3)), str(D20), None),
+            ("cdr_billing_job", None, None, "2026-11-01")]
         assert statuses() == {"ontime": "matched", "late": "missing_in_cdrs"}
+        assert follow(instance, cursor)[0] == []  # nothing new, nothing asked
 
         write_voice(drop, D21, [pt_row("late", CallTime=at(D20, 23, 50), AnswerTime="")])
         assert job.execute_in_process(partition_key=str(D21), instance=instance,
                                       asset_selection=voice).success
-        second = dg.evaluate_automation_conditions(defs=defs, instance=instance,
-                                                   asset_selection=selection,
-                                                   cursor=first.cursor)
-        requested = second.get_requested_partitions(match_key)
-        assert str(D20) in requested  # the earlier day is brought up to date on its own
-        assert match_job.execute_in_process(partition_key=str(D20), instance=instance,
-                                            asset_selection=[match_key]).success
-    assert statuses() == {"ontime": "matched", "late": "matched_late"}
+        requests, cursor = follow(instance, cursor)
+        assert requests[0].tags[RANGE_START] <= str(D20) <= requests[0].tags[RANGE_END]
+        assert statuses() == {"ontime": "matched", "late": "matched_late"}
+
+        # own records replaced: the day is matched again without any load
+        (expected / "expected_voice_2026-11-20.csv").write_text(
+            f"id;timestamp;amount;currency\nontime;{at(D20, 10)};0.0125;EUR\n")
+        requests, cursor = follow(instance, cursor)
+        assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in requests] == [
+            (str(D20), str(D20))]
+    assert statuses() == {"ontime": "matched"}
 
 
 def test_the_monthly_summary_equals_the_sum_of_its_days(tmp_path, env):

@@ -1,5 +1,5 @@
-"""What starts runs: the day job, a file sensor (a file lands → its day loads), a daily
-schedule, and the automation sensor that keeps matching and billing up to date."""
+"""What starts loads: the day job, a file sensor (a file lands → its day loads) and a daily
+schedule (a day nobody loaded fails visibly)."""
 
 import datetime as dt
 import hashlib
@@ -123,12 +123,7 @@ def defs() -> dg.Definitions:
         selection=dg.AssetSelection.assets(*[key for kind in KINDS.values()
                                              for key in kind_asset_keys(kind)]),
         description="Loads and reconciles one day of every kind (or of one, from a sensor).")
-    automation = dg.AutomationConditionSensorDefinition(
-        "cdr_automation", target=dg.AssetSelection.all(),
-        default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
-        description="Brings the expected-records match and the monthly billing up to date "
-        "after days load (including earlier days a late CDR resolves).")
     return dg.Definitions(
         jobs=[day_job],
-        sensors=[build_file_sensor(partitions, settings.sensor_running), automation],
+        sensors=[build_file_sensor(partitions, settings.sensor_running)],
         schedules=[build_daily_schedule()])

@@ -5,8 +5,12 @@ import datetime as dt
 import dagster as dg
 
 from cdr_workflow.billing import compute_month_billing, month_bounds, totals_by_currency
-from cdr_workflow.defs.common import OWNERS, WAREHOUSE_POOL, monthly_partitions, table_key
-from cdr_workflow.defs.matching import AFTER_LOADS
+from cdr_workflow.defs.common import (
+    OWNERS,
+    WAREHOUSE_POOL,
+    monthly_partitions,
+    table_key,
+)
 from cdr_workflow.defs.resources import CdrWorkflow
 from cdr_workflow.kinds import KINDS
 from cdr_workflow.reports.html import month_series, monthly_html
@@ -18,11 +22,12 @@ def build_billing(settings: Settings) -> dg.AssetsDefinition:
         key="cdr_billing_monthly", group_name="billing", partitions_def=monthly_partitions(
             settings),
         deps=[table_key(kind) for kind in KINDS.values()], pool=WAREHOUSE_POOL,
-        kinds={"table", "html"}, owners=OWNERS, automation_condition=AFTER_LOADS,
+        kinds={"table", "html"}, owners=OWNERS,
         description="Invoice lines per month: items and exact amount per currency × "
         "application key × verification method or voice call type, summed from the daily "
         "tables (month to date while the month is open). Table `cdr_billing_monthly` and a "
-        "self-contained HTML page.")
+        "self-contained HTML page. Recomputed by `cdr_follow_up` after any day of the month "
+        "loads or reloads.")
     def billing(context: dg.AssetExecutionContext, cdr: dg.ResourceParam[CdrWorkflow]
                 ) -> dg.MaterializeResult:
         first, last = month_bounds(dt.date.fromisoformat(context.partition_key))

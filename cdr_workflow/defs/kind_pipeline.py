@@ -95,6 +95,8 @@ def build_kind_pipeline(kind: Kind, settings: Settings) -> dg.AssetsDefinition:
     )
     def pipeline(context: dg.AssetExecutionContext, cdr: dg.ResourceParam[CdrWorkflow]
                  ) -> Iterator[dg.Output]:
+        keys = context.partition_keys
+        context.log.info(f"{kind.name}: {len(keys)} day(s), {keys[0]} to {keys[-1]}")
         listing = cdr.source.list()  # once per run, not once per day
         with cdr.warehouse.session():  # one connection for all the run's days
             failures = materialize_days(context, lambda day: _run_day(
@@ -126,6 +128,11 @@ def _run_day(context: dg.AssetExecutionContext, cdr: CdrWorkflow, listing: Listi
                           cdr.settings.pseudonymisation_key)
         report = _report(cdr, kind, day)
         checks += [(table_key(kind), outcome) for outcome in report.checks()]
+        failed = [c.name for _, c in checks if not c.passed]
+        context.log.info(f"{kind.name} {day}: {result.rows_loaded:,} of {result.rows_read:,} "
+                         f"lines loaded, {result.rows_rejected:,} rejected, from "
+                         f"{len(result.files)} file(s)" + (
+                             f"; failing checks: {', '.join(failed)}" if failed else ""))
         yield table_key(kind), {
             "dagster/row_count": result.rows_loaded,
             "rows_read": result.rows_read,

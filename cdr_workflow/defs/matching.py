@@ -17,16 +17,8 @@ from cdr_workflow.defs.common import (
 )
 from cdr_workflow.defs.resources import CdrWorkflow
 from cdr_workflow.kinds import KINDS, Kind
-from cdr_workflow.matching import STATUSES, match_day
+from cdr_workflow.matching import LATE_DAYS, STATUSES, day_loaded, match_day
 from cdr_workflow.settings import Settings
-
-LATE_DAYS = 3  # a CDR may land in a file up to this many days after its own day
-# Re-evaluate a day whenever any of its days' CDRs load (its own, or a later day's file that
-# brings a late record): earlier days' matches come up to date on their own.
-AFTER_LOADS = (dg.AutomationCondition.any_deps_updated()
-               & ~dg.AutomationCondition.in_progress()
-               & ~dg.AutomationCondition.any_deps_in_progress()
-               ).with_label("after any of its days loads")
 
 
 def build_expected_match(kind: Kind, settings: Settings) -> dg.AssetsDefinition:
@@ -34,20 +26,26 @@ def build_expected_match(kind: Kind, settings: Settings) -> dg.AssetsDefinition:
         key=expected_key(kind), group_name="matching", partitions_def=daily_partitions(settings),
         deps=[dg.AssetDep(table_key(kind), partition_mapping=dg.TimeWindowPartitionMapping(
             end_offset=LATE_DAYS, allow_nonexistent_upstream_partitions=True))],
-        automation_condition=AFTER_LOADS, backfill_policy=dg.BackfillPolicy.single_run(),
+        output_required=False,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL, kinds={"table"}, owners=OWNERS, tags={"cdr_kind": kind.name},
         description=f"Your own records of {kind.name} requests (`expected_{kind.name}_"
         "YYYY-MM-DD.csv` in the expected folder or prefix) matched with the CDRs: matched, "
         "matched late, amount mismatch, time skew, missing in CDRs, unexpected in CDRs. Table "
-        "`cdr_expected_match`. Re-evaluated when a later day's file brings a late CDR.")
-    def expected_match(context: dg.AssetExecutionContext,
-                       cdr: dg.ResourceParam[CdrWorkflow]) -> None:
+        "`cdr_expected_match`. Brought up to date by `cdr_follow_up` when the day's own records "
+        "land or change, and when the day or one of the next three days loads (late CDRs).")
+    def expected_match(context: dg.AssetExecutionContext, cdr: dg.ResourceParam[CdrWorkflow]
+                       ) -> Iterator[dg.Output]:
         listing = cdr.expected_source.list()
 
         def match(day: dt.date) -> Iterator[tuple[dg.AssetKey, dict[str, Any]]]:
             files = listing.find(kind.name, day)
             if not files:  # an optional input: nothing to match is not a failure
                 yield context.asset_key, {"expected_files": 0}
+                return
+            if not day_loaded(cdr.warehouse, kind, day):
+                yield context.asset_key, {"expected_files": len(files), "status": (
+                    "waiting: no CDRs of this day are loaded yet; matched when they are")}
                 return
             matches = match_day(cdr.warehouse, cdr.expected_source, files, kind, day,
                                 cdr.settings.tolerances)
@@ -64,6 +62,7 @@ def build_expected_match(kind: Kind, settings: Settings) -> dg.AssetsDefinition:
         with cdr.warehouse.session():
             failures = materialize_days(context, match)
         raise_for(failures, f"{kind.name} expected-match", len(context.partition_keys))
+        yield from ()  # each day was logged as its own materialization
 
     return expected_match
 
