@@ -31,6 +31,7 @@ VARIABLES: dict[str, str] = {
     "CDR_TIME_TOLERANCE_SECONDS": "300",
     "CDR_PSEUDONYMISATION_KEY": "",
     "CDR_SENSOR_STATUS": "running",
+    "CDR_ALERT_URLS": "",
 }
 
 
@@ -54,6 +55,7 @@ class Settings:
     tolerances: Tolerances
     sensor_running: bool
     pseudonymisation_key: bytes | None = field(default=None, repr=False)
+    alert_urls: tuple[str, ...] = field(default=(), repr=False)  # may hold tokens
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +88,7 @@ class Settings:
                 seconds=float(_non_negative("CDR_TIME_TOLERANCE_SECONDS",
                                             get("CDR_TIME_TOLERANCE_SECONDS")))),
             pseudonymisation_key=_key(get("CDR_PSEUDONYMISATION_KEY")),
+            alert_urls=_alert_urls(get("CDR_ALERT_URLS")),
             sensor_running=_choice("CDR_SENSOR_STATUS", get("CDR_SENSOR_STATUS"),
                                    ("running", "stopped")) == "running",
         )
@@ -153,3 +156,16 @@ def _ratio(name: str, text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise SettingsError(f"{name} must be a number between 0 and 1, not {text!r}")
     return value
+
+
+def _alert_urls(text: str) -> tuple[str, ...]:
+    """Apprise URLs separated by spaces or commas; a bad one is named by position, since a URL
+    may hold a token."""
+    from cdr_workflow.alerts import valid_alert_url
+
+    urls = tuple(u for u in re.split(r"[\s,]+", text) if u)
+    for position, url in enumerate(urls, 1):
+        if not valid_alert_url(url):
+            raise SettingsError(f"CDR_ALERT_URLS: URL {position} of {len(urls)} is not an "
+                                "Apprise URL (e.g. slack://…, msteams://…, mailto://…, json://…)")
+    return urls

@@ -29,7 +29,7 @@ def test_defaults_are_the_embedded_setup():
     ("CDR_FILE_PATTERN", "(?P<kind>voice)"), ("CDR_FILE_PATTERN", "(unclosed"),
     ("CDR_MAX_REJECT_RATIO", "2"), ("CDR_AMOUNT_TOLERANCE", "-0.1"),
     ("CDR_TIME_TOLERANCE_SECONDS", "soon"), ("CDR_PSEUDONYMISATION_KEY", "short"),
-    ("CDR_SENSOR_STATUS", "paused"),
+    ("CDR_SENSOR_STATUS", "paused"), ("CDR_ALERT_URLS", "json://ok.example/hook nonsense"),
 ])
 def test_a_bad_value_names_its_variable(variable, value):
     with pytest.raises(SettingsError, match=variable):
@@ -39,3 +39,9 @@ def test_a_bad_value_names_its_variable(variable, value):
 def test_s3_needs_a_bucket():
     with pytest.raises(SettingsError, match="CDR_S3_BUCKET"):
         Settings.from_env({"CDR_SOURCE": "s3"})
+
+
+def test_alert_urls_are_split_and_never_shown():
+    settings = Settings.from_env({"CDR_ALERT_URLS": "slack://T1/B2/token-xyz, json://h/p"})
+    assert settings.alert_urls == ("slack://T1/B2/token-xyz", "json://h/p")
+    assert "token-xyz" not in repr(settings)

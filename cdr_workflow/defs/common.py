@@ -64,11 +64,12 @@ def column_schema(table: Table) -> dg.TableSchema:
 DayWork = Callable[[dt.date], Iterator[tuple[dg.AssetKey, dict[str, Any]]]]
 
 
-def materialize_days(context: dg.AssetExecutionContext, work: DayWork) -> dict[dt.date, str]:
+def materialize_days(context: dg.AssetExecutionContext, work: DayWork
+                     ) -> dict[dt.date, Exception]:
     """Run `work` for each day of the run. Each day's assets are recorded as materialized
     partitions as soon as they are done; a day that fails is logged and the others go on.
-    Returns the failures (day → why)."""
-    failures: dict[dt.date, str] = {}
+    Returns the failures (day → error)."""
+    failures: dict[dt.date, Exception] = {}
     for key in context.partition_keys:
         day = dt.date.fromisoformat(key)
         try:
@@ -77,11 +78,11 @@ def materialize_days(context: dg.AssetExecutionContext, work: DayWork) -> dict[d
                     asset_key=asset_key, partition=key, metadata=metadata))
         except Exception as exc:  # noqa: BLE001 - one day's failure must not stop the rest
             context.log.error(f"{context.op_handle.name} {day} failed: {exc}")
-            failures[day] = str(exc)
+            failures[day] = exc
     return failures
 
 
-def raise_for(failures: dict[dt.date, str], what: str, days: int) -> None:
+def raise_for(failures: dict[dt.date, Exception], what: str, days: int) -> None:
     """Fail the step, naming each failed day and why (after the good days were recorded)."""
     if failures:
         listing = "\n".join(f"- {day}: {why}" for day, why in sorted(failures.items()))

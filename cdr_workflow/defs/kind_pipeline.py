@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 
+from cdr_workflow.alerts import check_failed, day_failed, fraud_flagged
 from cdr_workflow.checks import RULES, SIGNAL_RULES, TABLE_RULES, CheckOutcome, CheckRule
 from cdr_workflow.day_facts import read_day_facts, store_report
 from cdr_workflow.defs.common import (
@@ -35,7 +36,7 @@ from cdr_workflow.reconcile import DailyReport
 from cdr_workflow.reports.html import daily_html, daily_series
 from cdr_workflow.settings import Settings
 from cdr_workflow.signals import compute_day_signals, signal_checks
-from cdr_workflow.sources import Listing
+from cdr_workflow.sources import Listing, NoFileError
 from cdr_workflow.warehouse.tables import table_of
 
 DayChecks = list[tuple[dg.AssetKey, CheckOutcome]]
@@ -101,6 +102,9 @@ def build_kind_pipeline(kind: Kind, settings: Settings) -> dg.AssetsDefinition:
         with cdr.warehouse.session():  # one connection for all the run's days
             failures = materialize_days(context, lambda day: _run_day(
                 context, cdr, listing, kind, day))
+        for day, error in sorted(failures.items()):
+            cdr.notifier.send(day_failed(kind.name, day, str(error),
+                                         files_missing=isinstance(error, NoFileError)))
         raise_for(failures, kind.name, len(context.partition_keys))
         yield from ()  # each day was logged as its own materializations and check results
 
@@ -152,6 +156,9 @@ def _run_day(context: dg.AssetExecutionContext, cdr: CdrWorkflow, listing: Listi
         if signal_key(kind) in selected:
             yield signal_key(kind), signal_metadata
     _log_checks(context, day, checks)
+    for _, outcome in checks:
+        if not outcome.passed and not RULES[outcome.name].warn_only:
+            cdr.notifier.send(check_failed(kind.name, day, outcome.name, outcome.detail))
 
 
 def _report(cdr: CdrWorkflow, kind: Kind, day: dt.date) -> DailyReport:
@@ -178,6 +185,8 @@ def _insights(cdr: CdrWorkflow, kind: Kind, day: dt.date
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(daily_html(kind.name, day, daily_series(cdr.warehouse, kind, day), kpis,
                                day_signals.signals), encoding="utf-8")
+    if day_signals.flagged:
+        cdr.notifier.send(fraud_flagged(kind.name, day, day_signals.flagged))
     overall = {k.measure: float(k.figure) for k in kpis if k.dimension == "all"}
     kpi_metadata = {**overall, "html_report": dg.MetadataValue.path(str(path.resolve()))}
     signal_metadata = {"flags": len(day_signals.flagged),

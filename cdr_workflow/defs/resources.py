@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from cdr_workflow.alerts import Notifier
 from cdr_workflow.settings import Settings
 from cdr_workflow.sources import Source
 from cdr_workflow.sources.base import EXPECTED_FILE_PATTERN
@@ -49,6 +50,10 @@ class CdrWorkflow:
         from cdr_workflow.sources.local import LocalSource
 
         return LocalSource(folder, pattern)
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        return Notifier(self.settings.alert_urls)
 
     @cached_property
     def warehouse(self) -> Warehouse:
