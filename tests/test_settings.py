@@ -42,6 +42,7 @@ def test_s3_needs_a_bucket():
 
 
 def test_alert_urls_are_split_and_never_shown():
-    settings = Settings.from_env({"CDR_ALERT_URLS": "slack://T1/B2/token-xyz, json://h/p"})
-    assert settings.alert_urls == ("slack://T1/B2/token-xyz", "json://h/p")
-    assert "token-xyz" not in repr(settings)
+    settings = Settings.from_env({"CDR_ALERT_URLS": "slack://TA1AAAAAA/BB2BBBBBB/tokenxyzAAAAAAAAAAAAAAAA, json://h/p"})
+    assert settings.alert_urls == ("slack://TA1AAAAAA/BB2BBBBBB/tokenxyzAAAAAAAAAAAAAAAA",
+                                   "json://h/p")
+    assert "tokenxyz" not in repr(settings)
