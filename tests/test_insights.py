@@ -174,7 +174,8 @@ def test_the_monthly_summary_equals_the_sum_of_its_days(tmp_path, env):
     assert invoice == days
     assert sum(v for _, v in invoice.values() if v is not None) > 0
     html = (settings.reports_dir / "billing" / "2026-11.html").read_text()
-    assert "Invoice lines, 2026-11" in html and "http" not in html
+    assert "Invoice lines, 2026-11" in html
+    assert not re.search(r"(src|href)=[\"']https?:|<script", html), "nothing to fetch"
     assert html.count("<svg") == 4  # items and amount per day, for each kind
 
 
@@ -196,7 +197,7 @@ def test_planted_pumping_is_flagged_and_an_ordinary_week_is_not():
     assert [(s.value, s.flag) for s in flagged] == [("NG", "pumping")]
 
 
-def test_the_daily_html_report_is_self_contained(tmp_path, env):
+def test_the_daily_report_has_labelled_charts_from_zero_and_a_kpi_grid(tmp_path, env):
     settings = Settings.from_env(env)
     write_day(settings.drop_dir, D21, rows_per_file=30)
     defs = load_definitions(env)
@@ -204,7 +205,17 @@ def test_the_daily_html_report_is_self_contained(tmp_path, env):
         assert defs.resolve_job_def("cdr_day_job").execute_in_process(
             partition_key=str(D21), instance=instance).success
         event = instance.get_latest_materialization_event(dg.AssetKey("voice_kpis"))
-    path = event.asset_materialization.metadata["html_report"].value
-    html = Path(path).read_text(encoding="utf-8")
-    assert "<svg" in html and "Voice CDRs, 2026-11-21" in html
-    assert not re.search(r"(src|href)=[\"']https?://", html)  # opens offline
+    metadata = event.asset_materialization.metadata
+    html = Path(metadata["html_report_file"].value).read_text(encoding="utf-8")
+    assert "Voice CDRs, 2026-11-21" in html
+    assert not re.search(r"(src|href)=[\"']https?:|<script", html), "nothing to fetch"
+    assert html.count("<svg") == 5  # volume, cost per currency, ASR, reject ratio, flags
+    # one line per currency, never a sum of EUR and USD
+    cost = html[html.index("Cost per day, by currency"):]
+    cost = cost[:cost.index("</svg>")]
+    assert "EUR" in cost and "USD" in cost and "all currencies" not in html
+    # the KPI grid: a row per dimension value, a column per measure (here and in the UI)
+    grid = metadata["kpis"].value.splitlines()
+    headers = [h.strip() for h in grid[0].strip("|").split("|")]
+    assert headers[:4] == ["dimension", "value", "attempts", "answered"] and "asr" in headers
+    assert len(grid) - 2 == len({(r.split("|")[1], r.split("|")[2]) for r in grid[2:]})

@@ -13,7 +13,7 @@ from cdr_workflow.defs.common import (
 )
 from cdr_workflow.defs.resources import CdrWorkflow
 from cdr_workflow.kinds import KINDS
-from cdr_workflow.reports.html import month_series, monthly_html
+from cdr_workflow.reports.html import month_charts, monthly_html
 from cdr_workflow.settings import Settings
 
 
@@ -36,10 +36,10 @@ def build_billing(settings: Settings) -> dg.AssetsDefinition:
         path = cdr.settings.reports_dir / "billing" / f"{first:%Y-%m}.html"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(monthly_html(first, month_to_date, lines,
-                                     month_series(cdr.warehouse, first, last)), encoding="utf-8")
+                                     month_charts(cdr.warehouse, first, last)), encoding="utf-8")
         return dg.MaterializeResult(metadata={
             "lines": len(lines), "month_to_date": month_to_date,
-            "html_report": dg.MetadataValue.path(str(path.resolve())),
+            "html_report_file": str(path.resolve()),
             **{f"amount_{c}": float(v) for c, v in totals_by_currency(lines).items()},
             "invoice": dg.MetadataValue.md(
                 "| kind | currency | key | product | items | amount |\n"

@@ -1,4 +1,5 @@
-"""Self-contained HTML reports (inline CSS and SVG charts: no CDN, open offline)."""
+"""Self-contained HTML reports (inline CSS and SVG charts: no CDN, open offline), and the
+daily figures they are drawn from."""
 
 from __future__ import annotations
 
@@ -10,40 +11,18 @@ from html import escape
 from cdr_workflow.billing import InvoiceLine
 from cdr_workflow.kinds import KINDS, Kind
 from cdr_workflow.kpis import Kpi
+from cdr_workflow.reports.charts import Point, line_chart
 from cdr_workflow.signals import Signal
 from cdr_workflow.warehouse import Warehouse, as_date
 
-STYLE = """body{font:14px system-ui,sans-serif;margin:2rem;color:#1f2430;max-width:1100px}
+REPORT_DAYS = 30
+STYLE = """body{font:14px system-ui,sans-serif;margin:2rem;color:#1f2430;max-width:1200px}
 h1{font-size:1.5rem}h2{font-size:1.1rem;margin-top:2rem}
 table{border-collapse:collapse;margin:.5rem 0}
-td,th{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:right}
-td:first-child,th:first-child{text-align:left}
-.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:1rem}
-figure{margin:0}figcaption{font-weight:600;margin-bottom:.25rem}"""
-
-SeriesPoint = tuple[dt.date, float]
-
-
-def chart(title: str, points: Sequence[SeriesPoint], width: int = 320, height: int = 120) -> str:
-    """A line chart of a daily series as inline SVG."""
-    if not points:
-        return f"<figure><figcaption>{escape(title)}</figcaption><p>no data</p></figure>"
-    values = [v for _, v in points]
-    low, high = min(values), max(values)
-    step = (width - 20) / max(len(points) - 1, 1)
-
-    def y(value: float) -> float:  # a flat series runs through the middle
-        share = (value - low) / (high - low) if high > low else 0.5
-        return height - 20 - share * (height - 40)
-
-    coords = " ".join(f"{10 + i * step:.1f},{y(v):.1f}" for i, (_, v) in enumerate(points))
-    first, last = points[0][0].isoformat(), points[-1][0].isoformat()
-    return (f'<figure><figcaption>{escape(title)}</figcaption>'
-            f'<svg width="{width}" height="{height}" role="img" aria-label="{escape(title)}">'
-            f'<polyline fill="none" stroke="#3b5bdb" stroke-width="2" points="{coords}"/>'
-            f'<text x="10" y="{height - 4}" font-size="10">{first}</text>'
-            f'<text x="{width - 70}" y="{height - 4}" font-size="10">{last}</text>'
-            f'<text x="10" y="12" font-size="10">max {high:g}</text></svg></figure>')
+td,th{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
+td:first-child,th:first-child,td:nth-child(2),th:nth-child(2){text-align:left}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:1rem}
+figure{margin:0}svg{max-width:100%;height:auto}"""
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -59,12 +38,31 @@ def page(title: str, sections: Sequence[str]) -> str:
             f"<h1>{escape(title)}</h1>{''.join(sections)}</body></html>")
 
 
-def daily_html(kind: str, day: dt.date, series: dict[str, Sequence[SeriesPoint]],
-               kpis: Sequence[Kpi], signals: Sequence[Signal]) -> str:
+def kpi_grid(kpis: Sequence[Kpi]) -> tuple[list[str], list[list[object]]]:
+    """Dimension value rows × measure columns (measures in the order first met)."""
+    measures = list(dict.fromkeys(k.measure for k in kpis))
+    rows: dict[tuple[str, str], dict[str, object]] = {}
+    for k in kpis:
+        rows.setdefault((k.dimension, k.value), {})[k.measure] = k.figure
+    return (["dimension", "value", *measures],
+            [[dim, value, *(cells.get(m, "") for m in measures)]
+             for (dim, value), cells in rows.items()])
+
+
+def kpi_markdown(kpis: Sequence[Kpi]) -> str:
+    headers, rows = kpi_grid(kpis)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def daily_html(kind: Kind, day: dt.date, charts: Sequence[str], kpis: Sequence[Kpi],
+               signals: Sequence[Signal]) -> str:
     flagged = [s for s in signals if s.flag]
-    sections = [
-        "<h2>Last 30 days</h2><div class='charts'>"
-        + "".join(chart(name, points) for name, points in series.items()) + "</div>",
+    headers, rows = kpi_grid(kpis)
+    return page(f"{kind.name.capitalize()} CDRs, {day.isoformat()}", [
+        f"<h2>Last {REPORT_DAYS} days</h2><div class='charts'>"
+        + "".join(f"<figure>{c}</figure>" for c in charts) + "</div>",
         "<h2>Flags</h2>" + (table(["dimension", "value", "flag", "volume", "trailing median",
                                    "success", "norm"],
                                   [(s.dimension, s.value, s.flag, s.volume, s.trailing_median,
@@ -72,63 +70,77 @@ def daily_html(kind: str, day: dt.date, series: dict[str, Sequence[SeriesPoint]]
                                     "" if s.norm_success_rate is None
                                     else f"{s.norm_success_rate:.1%}") for s in flagged])
                             if flagged else "<p>No flags.</p>"),
-        "<h2>KPIs</h2>" + table(["dimension", "value", "measure", "figure"],
-                                [(k.dimension, k.value, k.measure, k.figure) for k in kpis]),
+        "<h2>KPIs</h2>" + table(headers, rows),
+    ])
+
+
+def daily_charts(warehouse: Warehouse, kind: Kind, day: dt.date) -> list[str]:
+    """The report's charts over the last 30 days: volume, cost per currency, reject ratio,
+    success rate and flags."""
+    first = day - dt.timedelta(days=REPORT_DAYS - 1)
+    rows = warehouse.query(
+        f"SELECT cdr_date, COUNT(*), SUM(CASE WHEN result = '{kind.success_result}' THEN 1 "
+        f"ELSE 0 END) FROM {kind.table} WHERE cdr_date BETWEEN ? AND ? GROUP BY 1 ORDER BY 1",
+        (first, day))
+    rejects = warehouse.query(
+        "SELECT cdr_date, SUM(rows_rejected) * 1.0 / NULLIF(SUM(rows_read), 0) FROM cdr_files "
+        "WHERE kind = ? AND cdr_date BETWEEN ? AND ? GROUP BY 1 ORDER BY 1",
+        (kind.name, first, day))
+    flags = warehouse.query(
+        "SELECT cdr_date, COUNT(flag) FROM cdr_signals_daily WHERE kind = ? AND cdr_date "
+        "BETWEEN ? AND ? GROUP BY 1 ORDER BY 1", (kind.name, first, day))
+    event, window = f"{kind.event_word}s", (first, day)
+    charts = [line_chart("Volume", event, window,
+                         {event: [(as_date(d), float(n)) for d, n, _ in rows]})]
+    if kind.has_amounts:
+        charts.append(line_chart("Cost per day, by currency", "amount in its currency", window,
+                                 _per_currency(warehouse, kind, first, day)))
+    charts += [
+        line_chart(f"Success ({kind.rate_name.upper()})", "share of " + event, window, {
+            kind.rate_name: [(as_date(d), s / n if n else 0.0) for d, n, s in rows]},
+            percent=True),
+        line_chart("Reject ratio", "share of lines", window, {
+            "rejected": [(as_date(d), float(r or 0)) for d, r in rejects]}, percent=True),
+        line_chart("Fraud flags", "flags", window,
+                   {"flags": [(as_date(d), float(n)) for d, n in flags]}),
     ]
-    return page(f"{kind.capitalize()} CDRs, {day.isoformat()}", sections)
+    return charts
 
 
-def monthly_html(month: dt.date, month_to_date: bool,
-                 lines: Sequence[InvoiceLine],
-                 series: dict[str, Sequence[SeriesPoint]]) -> str:
+def _per_currency(warehouse: Warehouse, kind: Kind, first: dt.date, last: dt.date
+                  ) -> dict[str, list[Point]]:
+    series: dict[str, list[Point]] = {}
+    for d, currency, amount in warehouse.query(
+            f"SELECT cdr_date, currency, SUM(amount) FROM {kind.table} WHERE cdr_date BETWEEN ? "
+            "AND ? AND amount IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2", (first, last)):
+        series.setdefault(currency or "no currency", []).append(
+            (as_date(d), float(Decimal(str(amount)))))
+    return series
+
+
+def monthly_html(month: dt.date, month_to_date: bool, lines: Sequence[InvoiceLine],
+                 charts: Sequence[str]) -> str:
     status = "month to date" if month_to_date else "closed month"
     return page(f"Invoice lines, {month:%Y-%m} ({status})", [
         "<h2>Day by day</h2><div class='charts'>"
-        + "".join(chart(name, points) for name, points in series.items()) + "</div>",
+        + "".join(f"<figure>{c}</figure>" for c in charts) + "</div>",
         "<h2>Invoice lines</h2>" + table(
             ["kind", "currency", "application key", "method / call type", "items", "amount"],
             [(x.kind, x.currency, x.application_key, x.product, x.items, x.amount)
              for x in lines])])
 
 
-REPORT_DAYS = 30
-
-
-def daily_series(warehouse: Warehouse, kind: Kind, day: dt.date) -> dict[str, list[SeriesPoint]]:
-    """Daily figures over the last 30 days, for the report's charts."""
-    first = day - dt.timedelta(days=REPORT_DAYS - 1)
-    amount = "SUM(t.amount)" if kind.has_amounts else "NULL"
-    rows = warehouse.query(
-        f"SELECT t.cdr_date, COUNT(*), {amount}, "
-        f"SUM(CASE WHEN t.result = '{kind.success_result}' THEN 1 ELSE 0 END) "
-        f"FROM {kind.table} t WHERE t.cdr_date BETWEEN ? AND ? GROUP BY 1 ORDER BY 1",
-        (first, day))
-    files = dict(warehouse.query(
-        "SELECT cdr_date, SUM(rows_rejected) * 1.0 / NULLIF(SUM(rows_read), 0) FROM cdr_files "
-        "WHERE kind = ? AND cdr_date BETWEEN ? AND ? GROUP BY 1", (kind.name, first, day)))
-    flags = dict(warehouse.query(
-        "SELECT cdr_date, COUNT(flag) FROM cdr_signals_daily WHERE kind = ? AND cdr_date "
-        "BETWEEN ? AND ? GROUP BY 1", (kind.name, first, day)))
-    return {
-        "volume": [(as_date(d), float(n)) for d, n, _, _ in rows],
-        "cost (all currencies)": [(as_date(d), float(Decimal(str(c or 0))))
-                                  for d, _, c, _ in rows],
-        "reject ratio": [(as_date(d), float(r or 0)) for d, r in sorted(files.items())],
-        kind.rate_name: [(as_date(d), s / n if n else 0.0) for d, n, _, s in rows],
-        "flags": [(as_date(d), float(n)) for d, n in sorted(flags.items())],
-    }
-
-
-def month_series(warehouse: Warehouse, first: dt.date, last: dt.date
-                 ) -> dict[str, list[SeriesPoint]]:
-    """Per kind, the daily items and amount (all currencies) of the month, for its charts."""
-    series: dict[str, list[SeriesPoint]] = {}
+def month_charts(warehouse: Warehouse, first: dt.date, last: dt.date) -> list[str]:
+    """Per kind, the month's daily items, and its daily amount per currency."""
+    charts = []
     for kind in KINDS.values():
-        amount = "SUM(amount)" if kind.has_amounts else "NULL"
-        rows = warehouse.query(f"SELECT cdr_date, COUNT(*), {amount} FROM {kind.table} "
-                               "WHERE cdr_date BETWEEN ? AND ? GROUP BY 1 ORDER BY 1",
-                               (first, last))
-        series[f"{kind.name} items"] = [(as_date(d), float(n)) for d, n, _ in rows]
-        series[f"{kind.name} amount"] = [(as_date(d), float(Decimal(str(a or 0))))
-                                         for d, _, a in rows]
-    return series
+        rows = warehouse.query(f"SELECT cdr_date, COUNT(*) FROM {kind.table} WHERE cdr_date "
+                               "BETWEEN ? AND ? GROUP BY 1 ORDER BY 1", (first, last))
+        charts.append(line_chart(f"{kind.name} items per day", f"{kind.event_word}s",
+                                 (first, last),
+                                 {"items": [(as_date(d), float(n)) for d, n in rows]}))
+        if kind.has_amounts:
+            charts.append(line_chart(f"{kind.name} amount per day, by currency",
+                                     "amount in its currency", (first, last),
+                                     _per_currency(warehouse, kind, first, last)))
+    return charts
