@@ -42,7 +42,7 @@ def test_s3_needs_a_bucket():
 
 
 def test_alert_urls_are_split_and_never_shown():
-    settings = Settings.from_env({"CDR_ALERT_URLS": "slack://TA1AAAAAA/BB2BBBBBB/tokenxyzAAAAAAAAAAAAAAAA, json://h/p"})
-    assert settings.alert_urls == ("slack://TA1AAAAAA/BB2BBBBBB/tokenxyzAAAAAAAAAAAAAAAA",
-                                   "json://h/p")
+    slack = "slack://TA1AAAAAA/BB2BBBBBB/tokenxyzAAAAAAAAAAAAAAAA"
+    settings = Settings.from_env({"CDR_ALERT_URLS": f"{slack}, json://h/p"})
+    assert settings.alert_urls == (slack, "json://h/p")
     assert "tokenxyz" not in repr(settings)
