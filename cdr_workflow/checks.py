@@ -28,6 +28,9 @@ TABLE_RULES = (
               "rejected: no line is silently lost."),
     CheckRule("no_duplicate_ids", "Every CDR id of the day appears once in the table, across "
               "the day's files and the other days."),
+    CheckRule("key_columns_present", "Every file of the day has the columns that carry identity, "
+              "time and money in its layout (the id, the event time, Amount, Currency): a "
+              "renamed or dropped one would load those values as empty."),
     CheckRule("amounts_match_file", "Exact amount totals per currency and application key: "
               "the day's files against the warehouse."),
 )

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from cdr_workflow.demo import write_day
+from cdr_workflow.header import SchemaDrift
 from cdr_workflow.reader import CdrFileError, read_cdr_file
 from cdr_workflow.settings import Settings, SettingsError
 
@@ -34,16 +35,18 @@ def validate(path: Path, kind: str | None, strict: bool) -> int:
         print(f"{path}: cannot tell the kind from the name; pass --kind verification|voice",
               file=sys.stderr)
         return 2
-    valid, rejects = 0, []
+    valid, rejects, drift = 0, [], SchemaDrift()
     try:
         with path.open("rb") as stream:
             for chunk in read_cdr_file(stream, str(path), kind):
                 valid += chunk.rows.num_rows
                 rejects += chunk.rejects
+                drift = chunk.drift
     except (CdrFileError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{path}: {valid + len(rejects)} lines read, {valid} valid, {len(rejects)} rejected")
+    print(f"  schema drift: {drift.describe()}")
     reasons = Counter(reason.split(": ")[0] for r in rejects for reason in r.reasons)
     for reason, count in reasons.most_common():
         print(f"  {count:>8}  {reason}")

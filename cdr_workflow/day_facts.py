@@ -16,6 +16,7 @@ from cdr_workflow.warehouse.day_load import (
     AmountKey,
     FileLoad,
     decode_amounts,
+    decode_drift,
 )
 from cdr_workflow.warehouse.tables import RECONCILIATION
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from cdr_workflow.reconcile import DailyReport
 
 FILE_COLUMNS = ("kind", "cdr_date", "source_file", "source_uri", "size_bytes", "fingerprint",
-                "rows_read", "rows_loaded", "rows_rejected", "amount_totals")
+                "rows_read", "rows_loaded", "rows_rejected", "amount_totals", "schema_drift")
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ def _file_load(row: tuple) -> FileLoad:
     values = dict(zip(FILE_COLUMNS, row, strict=True))
     values["cdr_date"] = as_date(values["cdr_date"])
     values["amount_totals"] = decode_amounts(values["amount_totals"])
+    values["schema_drift"] = decode_drift(values["schema_drift"])
     return FileLoad(**values)
 
 

@@ -4,14 +4,40 @@ field count and file name when it has none."""
 from __future__ import annotations
 
 import csv
+import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cdr_workflow.errors import CdrFileError
 from cdr_workflow.kinds import Kind
 from cdr_workflow.layouts import Layout
 
 DELIMITER = ";"
+
+
+@dataclass(frozen=True)
+class SchemaDrift:
+    """How a file's header differs from its layout: Sinch fields it lacks, columns the layout
+    does not know, and which unknown column is likely a renamed field."""
+
+    missing: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
+    renames: dict[str, str] = field(default_factory=dict)  # unknown column → likely field
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unknown)
+
+    def describe(self) -> str:
+        if not self:
+            return "none"
+        parts = []
+        if self.missing:
+            parts.append("missing " + ", ".join(self.missing))
+        if self.unknown:
+            parts.append("unknown " + ", ".join(
+                f"{u} (renamed {self.renames[u]}?)" if u in self.renames else u
+                for u in self.unknown))
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -23,6 +49,7 @@ class ColumnMap:
     extras: dict[str, int]  # unknown header name → position
     width: int  # fields per record
     call_type: str | None  # the layout's name when the kind's table holds several layouts
+    drift: SchemaDrift = SchemaDrift()
 
 
 def _normalise(name: str) -> str:
@@ -49,18 +76,24 @@ def resolve_columns(
     if header is None:
         header = looks_like_header
     if header:
-        return _map_header(fields, names, source, kind, line), 1
+        return _map_header(fields, names, source, kind, line, _named_layout(source, kind)), 1
     return _map_positional(len(fields), source, kind, line), 0
 
 
-def _map_header(
-    fields: list[str], names: list[str], source: str, kind: Kind, line: int
-) -> ColumnMap:
+def _named_layout(source: str, kind: Kind) -> Layout | None:
+    """The layout the file's name gives (`voice_phone_originated_…`), if it names one."""
+    name = _normalise(source.rsplit("/", 1)[-1])
+    named = [lay for lay in kind.layouts if _normalise(lay.name) in name]
+    return named[0] if len(named) == 1 and len(kind.layouts) > 1 else None
+
+
+def _map_header(fields: list[str], names: list[str], source: str, kind: Kind, line: int,
+                named: Layout | None) -> ColumnMap:
     def score(layout: Layout) -> tuple[int, int]:
         wanted = _layout_names(layout)
         return (sum(n in wanted for n in names), -sum(w not in names for w in wanted))
 
-    layout = max(kind.layouts, key=score)
+    layout = named or max(kind.layouts, key=score)  # the name wins over a guess
     wanted = _layout_names(layout)
     positions = {wanted[n]: i for i, n in enumerate(names) if n in wanted}
     missing = [f.sinch_name for f in layout.fields if f.required and f.column not in positions]
@@ -69,7 +102,19 @@ def _map_header(
             source, f"header lacks required column(s) {', '.join(missing)} "
             f"for the {layout.name} layout", line)
     extras = {fields[i].strip(): i for i, n in enumerate(names) if n not in wanted}
-    return ColumnMap(layout, positions, extras, len(fields), _call_type(kind, layout))
+    return ColumnMap(layout, positions, extras, len(fields), _call_type(kind, layout),
+                     _drift(layout, positions, list(extras)))
+
+
+def _drift(layout: Layout, positions: dict[str, int], unknown: list[str]) -> SchemaDrift:
+    missing = [f.sinch_name for f in layout.fields if f.column not in positions]
+    by_name = {_normalise(m): m for m in missing}
+    renames = {}
+    for column in unknown:
+        close = difflib.get_close_matches(_normalise(column), list(by_name), n=1, cutoff=0.6)
+        if close:
+            renames[column] = by_name[close[0]]
+    return SchemaDrift(tuple(missing), tuple(unknown), renames)
 
 
 def _layout_names(layout: Layout) -> dict[str, str]:

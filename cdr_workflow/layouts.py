@@ -73,6 +73,12 @@ class Layout:
     def amount_column(self) -> str | None:
         return "amount" if "amount" in self.columns else None
 
+    @property
+    def key_fields(self) -> list[Field]:
+        """The fields that carry identity, time and money: a file without one is not whole."""
+        keys = {self.id_column, self.event_time_column, "amount", "currency"}
+        return [f for f in self.fields if f.column in keys]
+
     def field(self, column: str) -> Field:
         return next(f for f in self.fields if f.column == column)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from queue import Empty, Queue
 from typing import Any, TypeVar
 
+from cdr_workflow.header import SchemaDrift
 from cdr_workflow.kinds import Kind
 from cdr_workflow.privacy import pseudonymise
 from cdr_workflow.reader import read_cdr_file
@@ -99,9 +100,10 @@ def load_day(
     files = find_day_files(source, kind, day, listing)
     with day_load(warehouse, kind, day, load_id) as load:
         for cdr_file in files:
-            rows_read = 0
+            rows_read, drift = 0, SchemaDrift()
             with source.open(cdr_file) as stream:
                 for chunk in prefetched(read_cdr_file(stream, cdr_file.relative_path, kind)):
+                    drift = chunk.drift
                     rows, rejects = chunk.rows, chunk.rejects
                     if pseudonymisation_key:
                         rows = pseudonymise(rows, pseudonymisation_key)
@@ -110,5 +112,6 @@ def load_day(
                     load.add_rejects(cdr_file.relative_path, rejects)
                     rows_read += chunk.lines_read
             load.add_file(FileLoad(kind.name, day, cdr_file.relative_path, cdr_file.uri,
-                                   cdr_file.size_bytes, cdr_file.fingerprint, rows_read))
+                                   cdr_file.size_bytes, cdr_file.fingerprint, rows_read,
+                                   schema_drift=drift))
     return DayLoadResult(kind, day, load.files)

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from cdr_workflow.errors import CdrFileError
-from cdr_workflow.header import DELIMITER, ColumnMap, resolve_columns
+from cdr_workflow.header import DELIMITER, ColumnMap, SchemaDrift, resolve_columns
 from cdr_workflow.kinds import Kind, kind_of
 from cdr_workflow.values import typed_columns, validate
 
@@ -48,6 +48,7 @@ class Chunk:
 
     rows: pa.Table
     rejects: list[Reject] = field(default_factory=list)
+    drift: SchemaDrift = SchemaDrift()  # how the file's header differs from its layout
 
     @property
     def lines_read(self) -> int:
@@ -169,7 +170,7 @@ def _read_block(buf: bytes, records: Records, column_map: ColumnMap) -> Chunk:
     rows = typed.append_column("source_line", pa.array(lines, pa.int64()))
     rows = rows.filter(pa.array(~bad)) if bad.any() else rows
     rejects.sort(key=lambda r: r.line)
-    return Chunk(rows, rejects)
+    return Chunk(rows, rejects, column_map.drift)
 
 
 def _parse_fast(data: bytes, expected_rows: int, width: int, quoted_newlines: bool,

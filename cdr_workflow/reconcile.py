@@ -77,6 +77,9 @@ class DailyReport:
     def checks(self) -> list[CheckOutcome]:
         unbalanced = [f.source_file for f in self.facts.files if not f.balances]
         mismatched = [line for line in self.amounts if not line.matches]
+        keys = {f.sinch_name for lay in self.facts.kind.layouts for f in lay.key_fields}
+        lacking = {f.source_file: sorted(keys & set(f.schema_drift.missing))
+                   for f in self.facts.files if keys & set(f.schema_drift.missing)}
         return [
             CheckOutcome(
                 "reject_ratio", self.reject_ratio <= self.max_reject_ratio,
@@ -93,6 +96,11 @@ class DailyReport:
                 "no_duplicate_ids", self.facts.duplicate_ids_in_table == 0,
                 f"{self.facts.duplicate_ids_in_table} duplicated id(s)",
                 {"duplicated_ids": self.facts.duplicate_ids_in_table}),
+            CheckOutcome(
+                "key_columns_present", not lacking,
+                "; ".join(f"{name} lacks {', '.join(cols)}" for name, cols in lacking.items())
+                or f"{len(self.facts.files)} file(s) have their id, time and money columns",
+                {"files_lacking_key_columns": len(lacking)}),
             CheckOutcome(
                 "amounts_match_file", not mismatched,
                 "; ".join(f"{m.currency}/{m.application_key}: file {m.file_total} vs "
@@ -153,6 +161,10 @@ class DailyReport:
                   for f in self.facts.files]
         lines.append(f"| **total** | {self.rows_read} | {self.rows_loaded} | "
                      f"{self.rows_rejected} |")
+        drifted = [f for f in self.facts.files if f.schema_drift]
+        if drifted:
+            lines += ["", "## Schema drift", "", "| file | header vs layout |", "|---|---|"]
+            lines += [f"| {f.source_file} | {f.schema_drift.describe()} |" for f in drifted]
         if self.facts.reject_reasons:
             lines += ["", "## Rejects by reason", "", "| reason | lines |", "|---|---:|"]
             lines += [f"| {r} | {n} |" for r, n in sorted(self.facts.reject_reasons.items(),

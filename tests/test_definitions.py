@@ -56,7 +56,8 @@ def test_definitions_hold_the_assets_groups_checks_and_automation(defs):
     columns = [c.name for c in table.metadata["dagster/column_schema"].columns]
     assert {"call_id", "call_type", "amount", "cdr_date", "source_line"} <= set(columns)
     checks = {k.name for k in graph.asset_check_keys if k.asset_key == dg.AssetKey("voice_cdrs")}
-    assert checks == {"reject_ratio", "counts_add_up", "no_duplicate_ids", "amounts_match_file"}
+    assert checks == {"reject_ratio", "counts_add_up", "no_duplicate_ids", "key_columns_present",
+                      "amounts_match_file"}
     assert defs.resolve_sensor_def("cdr_file_sensor").default_status == \
         dg.DefaultSensorStatus.RUNNING
     assert defs.resolve_schedule_def("cdr_daily_schedule").cron_schedule == "0 6 * * *"

@@ -88,7 +88,8 @@ class Warehouse(ABC):
             return
         with self._transaction() as con:
             for table in ALL_TABLES:
-                self.execute(con, table.ddl())
+                for statement in table.ddl():
+                    self.execute(con, statement)
         self._tables_ready = True
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:

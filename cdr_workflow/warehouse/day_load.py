@@ -19,6 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from cdr_workflow.header import SchemaDrift
 from cdr_workflow.kinds import Kind
 from cdr_workflow.reader import Reject
 from cdr_workflow.warehouse.base import Warehouse
@@ -44,6 +45,7 @@ class FileLoad:
     rows_loaded: int = 0
     rows_rejected: int = 0
     amount_totals: dict[AmountKey, Decimal] = field(default_factory=dict)
+    schema_drift: SchemaDrift = SchemaDrift()
 
     @property
     def balances(self) -> bool:
@@ -168,10 +170,11 @@ class DayLoad:
             raise RuntimeError(
                 f"{file.source_file}: read {file.rows_read} lines but loaded {loaded} and "
                 f"rejected {rejected}; rolling back rather than losing lines")
-        self._run("INSERT INTO cdr_files VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
-            file.kind, file.cdr_date, file.source_file, file.source_uri,
-            file.size_bytes, file.fingerprint, file.rows_read, loaded, rejected,
-            encode_amounts(file.amount_totals), self.load_id, dt.datetime.now(dt.UTC)))
+        self.warehouse.append(self.con, FILES.name, FILES.rows([{
+            **{k: v for k, v in vars(file).items() if k in FILES.column_names},
+            "amount_totals": encode_amounts(file.amount_totals),
+            "schema_drift": encode_drift(file.schema_drift),
+            "load_id": self.load_id, "loaded_at": dt.datetime.now(dt.UTC)}]))
         return file
 
 
@@ -192,3 +195,14 @@ def encode_amounts(totals: dict[AmountKey, Decimal]) -> str:
 
 def decode_amounts(text: str | None) -> dict[AmountKey, Decimal]:
     return {(c, k): Decimal(v) for c, k, v in json.loads(text or "[]")}
+
+
+def encode_drift(drift: SchemaDrift) -> str | None:
+    return json.dumps({"missing": list(drift.missing), "unknown": list(drift.unknown),
+                       "renames": drift.renames}) if drift else None
+
+
+def decode_drift(text: str | None) -> SchemaDrift:
+    data = json.loads(text) if text else {}
+    return SchemaDrift(tuple(data.get("missing", ())), tuple(data.get("unknown", ())),
+                       data.get("renames", {}))

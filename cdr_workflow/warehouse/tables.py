@@ -55,9 +55,12 @@ class Table:
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([(c.name, c.type) for c in self.columns])
 
-    def ddl(self) -> str:
+    def ddl(self) -> list[str]:
+        """Create the table, and add the columns a table made by an earlier version lacks."""
         body = ",\n  ".join(f"{c.name} {c.sql_type}" for c in self.columns)
-        return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {body}\n)"
+        return [f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {body}\n)",
+                *(f"ALTER TABLE {self.name} ADD COLUMN IF NOT EXISTS {c.name} {c.sql_type}"
+                  for c in self.columns)]
 
     def rows(self, records: Sequence[Mapping[str, Any]],
              constants: Mapping[str, Any] | None = None) -> pa.Table:
@@ -108,7 +111,9 @@ FILES = Table("cdr_files", (
     Column("fingerprint", TEXT, "Changes when the file is replaced (size and mtime, or ETag)"),
     Column("rows_read", INT), Column("rows_loaded", INT), Column("rows_rejected", INT),
     Column("amount_totals", TEXT, "Exact amount totals per currency × application key (JSON)"),
-    Column("load_id", TEXT), Column("loaded_at", TIMESTAMP_TYPE)),
+    Column("load_id", TEXT), Column("loaded_at", TIMESTAMP_TYPE),
+    Column("schema_drift", TEXT, "Header vs layout: missing and unknown columns, likely "
+           "renames (JSON); NULL when the header matches")),
     "One row per loaded file: the ledger where read = loaded + rejected")
 
 EXPECTED = Table("cdr_expected", (

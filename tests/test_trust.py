@@ -1,0 +1,56 @@
+"""Reconciliation that cannot be fooled: drifted headers, names that tell the call type, and
+tables made by an earlier version."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+from helpers import PT_HEADER, line, load_definitions, pt_row, rows_and_rejects
+
+from cdr_workflow.cli import main as cli
+from cdr_workflow.layouts import LAYOUTS
+
+DAY = dt.date(2026, 11, 21)
+PO_HEADER = ";".join(f.sinch_name for f in LAYOUTS["phone_originated"].fields)
+
+
+def test_a_renamed_money_column_fails_the_day_check_and_names_the_rename(env, drop_dir, capsys):
+    path = drop_dir / f"voice_phone_terminated_{DAY}.csv"
+    path.write_text(PT_HEADER.replace("Amount", "Amt") + "\n"
+                    + "".join(line(pt_row(f"c{i}")) + "\n" for i in range(5)))
+    with dg.instance_for_test() as instance:
+        result = load_definitions(env).resolve_job_def("cdr_day_job").execute_in_process(
+            partition_key=str(DAY), instance=instance, asset_selection=[
+                dg.AssetKey(k) for k in ("voice_file", "voice_cdrs", "voice_reconciliation")])
+        report = instance.get_latest_materialization_event(
+            dg.AssetKey("voice_reconciliation")).asset_materialization.metadata["report"].value
+    evaluations = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    check = evaluations["key_columns_present"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.partition == str(DAY)
+    assert "lacks Amount" in check.metadata["detail"].value
+    assert "Amt (renamed Amount?)" in report and "all checks pass" not in report
+    assert cli(["validate", str(path)]) == 0
+    assert "schema drift: missing Amount; unknown Amt (renamed Amount?)" in capsys.readouterr().out
+
+
+def test_the_call_type_in_the_name_wins_over_a_guess_from_the_columns():
+    row = {**pt_row("c1"), "CallTime": "2026-11-21T10:00:00Z"}
+    values = ";".join(row[f.sinch_name] for f in LAYOUTS["phone_originated"].fields)
+    text = f"{PO_HEADER};Region\n{values};north\n"
+    rows, rejects = rows_and_rejects(text, name="voice_phone_originated_2026-11-21.csv")
+    assert rejects == []
+    assert rows[0]["call_type"] == "phone_originated"
+    assert rows[0]["extra_fields"] == '{"Region": "north"}'
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb", "postgres"], indirect=True)
+def test_tables_of_an_earlier_version_gain_the_new_columns(warehouse):
+    with warehouse._transaction() as con:  # cdr_files as the previous release made it
+        warehouse.execute(con, "CREATE TABLE cdr_files (kind VARCHAR, cdr_date DATE)")
+    warehouse.ensure_tables()
+    columns = {name for (name,) in warehouse.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'cdr_files'")}
+    assert {"schema_drift", "amount_totals", "rows_read"} <= columns
