@@ -70,14 +70,35 @@ def resolve_columns(
     """Work out the layout and column positions from the first record. Returns (map, skip)."""
     fields = _split(first_record)
     names = [_normalise(f) for f in fields]
-    known = {_normalise(f.sinch_name) for lay in kind.layouts for f in lay.fields}
-    known |= {_normalise(f.column) for lay in kind.layouts for f in lay.fields}
-    looks_like_header = sum(n in known for n in names) >= max(2, len(names) // 2)
     if header is None:
-        header = looks_like_header
+        header = _looks_like_header(names, kind)
     if header:
         return _map_header(fields, names, source, kind, line, _named_layout(source, kind)), 1
     return _map_positional(len(fields), source, kind, line), 0
+
+
+def _known_names(kind: Kind) -> set[str]:
+    return ({_normalise(f.sinch_name) for lay in kind.layouts for f in lay.fields}
+            | {_normalise(f.column) for lay in kind.layouts for f in lay.fields})
+
+
+def _looks_like_header(names: list[str], kind: Kind) -> bool:
+    known = _known_names(kind)
+    return sum(n in known for n in names) >= max(2, len(names) // 2)
+
+
+def is_header(record: bytes, kind: Kind) -> bool:
+    """Whether a record is a header line (met again mid-file in concatenated exports)."""
+    return _looks_like_header([_normalise(f) for f in _split(record)], kind)
+
+
+def header_pattern(kind: Kind) -> re.Pattern[bytes]:
+    """Finds lines that start like a header: a field name, then the delimiter."""
+    names = sorted({f.sinch_name for lay in kind.layouts for f in lay.fields}
+                   | {f.column for lay in kind.layouts for f in lay.fields}, key=len,
+                   reverse=True)
+    return re.compile(rb'(?:^|\n)"?(?:' + b"|".join(re.escape(n.encode()) for n in names)
+                      + rb')"?;', re.IGNORECASE)
 
 
 def _named_layout(source: str, kind: Kind) -> Layout | None:

@@ -13,17 +13,25 @@ import codecs
 import csv
 import gzip
 import io
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from cdr_workflow.errors import CdrFileError
-from cdr_workflow.header import DELIMITER, ColumnMap, SchemaDrift, resolve_columns
+from cdr_workflow.header import (
+    DELIMITER,
+    ColumnMap,
+    SchemaDrift,
+    header_pattern,
+    is_header,
+    resolve_columns,
+)
 from cdr_workflow.kinds import Kind, kind_of
 from cdr_workflow.values import typed_columns, validate
 
@@ -67,6 +75,7 @@ def read_cdr_file(
     kind = kind_of(kind) if isinstance(kind, str) else kind
     raw = decompressed(stream, source)
     column_map: ColumnMap | None = None
+    headers = header_pattern(kind)
     newlines_before = 0  # newlines before the current block: gives absolute line numbers
     carry = b""
     first = True
@@ -80,7 +89,12 @@ def read_cdr_file(
         if first and buf.startswith(codecs.BOM_UTF8):
             buf = buf[len(codecs.BOM_UTF8):]
         first = False
-        records = _records(buf, final, newlines_before)
+        width = column_map.width if column_map else None
+        records = _records(buf, final, newlines_before, width)
+        if column_map is None and len(records.starts) and b'"' in buf:
+            first_map, _ = resolve_columns(buf[records.starts[0]:records.ends[0]], source, kind,
+                                           header, records.lines[0])
+            records = _records(buf, final, newlines_before, first_map.width)
         if not final and records.consumed == 0:
             if len(buf) > MAX_RECORD_BYTES:
                 raise CdrFileError(source, "unterminated quoted field", newlines_before + 1)
@@ -93,18 +107,52 @@ def read_cdr_file(
                 buf[records.starts[0]:records.ends[0]], source, kind, header, records.lines[0])
             records = records._replace(starts=records.starts[skip:], ends=records.ends[skip:],
                                        lines=records.lines[skip:])
-        if len(records.starts):
-            yield _read_block(buf, records, column_map)
+        for segment, new_map in _split_at_headers(buf, records, kind, source, headers):
+            column_map = new_map or column_map
+            if len(segment.starts):
+                yield _read_block(buf, segment, column_map)
         if final:
             return
 
 
 def decompressed(stream: BinaryIO, source: str) -> BinaryIO:
-    """gzip is recognised by its magic bytes, whatever the file is called."""
+    """The file's bytes as UTF-8 (or whatever 8-bit text it holds): gzip is recognised by its
+    magic bytes whatever the file is called, UTF-16 (an Excel or PowerShell export) by its
+    byte order mark."""
     buffered = io.BufferedReader(stream) if not hasattr(stream, "peek") else stream
     if buffered.peek(2)[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=buffered)  # type: ignore[return-value]
+        buffered = io.BufferedReader(gzip.GzipFile(fileobj=buffered))  # type: ignore[arg-type]
+    try:
+        head = buffered.peek(2)[:2]
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise CdrFileError(source, f"cannot decompress: {exc}") from exc
+    if head in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return io.BufferedReader(_Utf16AsUtf8(buffered, source))  # type: ignore[return-value]
     return buffered
+
+
+class _Utf16AsUtf8(io.RawIOBase):
+    """A UTF-16 stream (with its byte order mark) read as UTF-8 bytes."""
+
+    def __init__(self, raw: BinaryIO, source: str):
+        self.text = io.TextIOWrapper(raw, encoding="utf-16", newline="")
+        self.source, self.pending = source, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.pending:
+            try:
+                text = self.text.read(len(buffer) // 4 or 1)
+            except UnicodeDecodeError as exc:
+                raise CdrFileError(self.source, f"not valid UTF-16: {exc}") from exc
+            if not text:
+                return 0
+            self.pending = text.encode("utf-8")
+        size = min(len(buffer), len(self.pending))
+        buffer[:size], self.pending = self.pending[:size], self.pending[size:]
+        return size
 
 
 class Records(NamedTuple):
@@ -116,24 +164,56 @@ class Records(NamedTuple):
     quoted_newlines: bool  # some record holds a line break inside quotes
 
 
-def _records(buf: bytes, final: bool, newlines_before: int) -> Records:
-    """Find the whole records in `buf`.
+def _split_at_headers(buf: bytes, records: Records, kind: Kind, source: str,
+                      headers: re.Pattern[bytes]
+                      ) -> Iterator[tuple[Records, ColumnMap | None]]:
+    """The block's records in runs between header lines met again (two exports concatenated):
+    each header re-maps the columns of the records after it, and is not itself a record."""
+    starts = records.starts
+    if not len(starts) or not any(name in buf for name in _id_spellings(kind)):
+        yield records, None  # a header always names the id column: most blocks stop here
+        return
+    found = [m.start() + (buf[m.start()] == _NEWLINE) for m in headers.finditer(
+        buf, int(starts[0]) if len(starts) else 0, int(records.ends[-1]) if len(starts) else 0)]
+    at = [int(i) for i in np.searchsorted(starts, found)
+          if i < len(starts) and int(starts[i]) in found]
+    at = [i for i in at if is_header(buf[int(starts[i]):int(records.ends[i])], kind)]
+    begin, new_map = 0, None
+    for i in at:
+        yield _slice(records, begin, i), new_map
+        new_map, _ = resolve_columns(buf[int(starts[i]):int(records.ends[i])], source, kind,
+                                     True, int(records.lines[i]))
+        begin = i + 1
+    yield _slice(records, begin, len(starts)), new_map
 
-    A newline ends a record only outside quotes: there an even number of `"` precedes it
-    (escaped quotes `""` keep the parity), which numpy finds without a Python loop.
-    """
+
+def _id_spellings(kind: Kind) -> set[bytes]:
+    names = {f.sinch_name for lay in kind.layouts for f in lay.fields
+             if f.column == lay.id_column} | {kind.id_column}
+    return {variant.encode() for n in names for variant in (n, n.lower(), n.upper())}
+
+
+def _slice(records: Records, begin: int, end: int) -> Records:
+    return records._replace(starts=records.starts[begin:end], ends=records.ends[begin:end],
+                            lines=records.lines[begin:end])
+
+
+def _records(buf: bytes, final: bool, newlines_before: int, width: int | None = None
+             ) -> Records:
+    """Find the whole records in `buf`: a newline ends a record unless it is inside a quoted
+    field (one that starts with `"`; a `"` anywhere else is a literal character)."""
     arr = np.frombuffer(buf, dtype=np.uint8)
     newlines = np.flatnonzero(arr == _NEWLINE)
+    boundaries, pending = newlines, len(buf)
     if b'"' in buf:
-        quotes = np.flatnonzero(arr == _QUOTE)
-        boundaries = newlines[(np.searchsorted(quotes, newlines) & 1) == 0]
-    else:
-        boundaries = newlines
-    consumed = int(boundaries[-1]) + 1 if len(boundaries) else 0
+        boundaries, pending = _unquoted_newlines(buf, arr, newlines, final, width)
     ends = boundaries
+    consumed = int(boundaries[-1]) + 1 if len(boundaries) else 0
     if final and consumed < len(buf):
         ends = np.append(boundaries, len(buf))
         consumed = len(buf)
+    consumed = min(consumed, pending)
+    ends = ends[ends < consumed] if consumed < len(buf) else ends
     starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else ends
     lengths = ends - starts
     trailing_cr = np.zeros(len(ends), dtype=bool)
@@ -144,6 +224,65 @@ def _records(buf: bytes, final: bool, newlines_before: int) -> Records:
     lines = newlines_before + np.searchsorted(newlines, starts) + 1
     return Records(starts, ends, lines, consumed, int(np.searchsorted(newlines, consumed)),
                    len(boundaries) != len(newlines))
+
+
+def _unquoted_newlines(buf: bytes, arr: np.ndarray, newlines: np.ndarray, final: bool,
+                       width: int | None) -> tuple[np.ndarray, int]:
+    """(the newlines outside quoted fields, the offset where an unfinished quoted field starts
+    or len(buf)).
+
+    Walks the quote characters only. A quoted field that runs over a line break but is followed
+    by a line that is a complete record of `width` fields is a broken quote: its record ends at
+    that line break, so it costs its own record and not the lines after it.
+    """
+    quotes = np.flatnonzero(arr == _QUOTE)
+    inside_from: list[int] = []
+    inside_to: list[int] = []
+    pending = len(buf)
+    i, n = 0, len(quotes)
+    while i < n:
+        opening = int(quotes[i])
+        if opening and buf[opening - 1] not in b";\n":  # mid-field: a literal quote
+            i += 1
+            continue
+        i += 1
+        while i < n and i + 1 < n and quotes[i + 1] == quotes[i] + 1:
+            i += 2  # an escaped quote ""
+        closing = int(quotes[i]) if i < n else len(buf)
+        line_break = np.searchsorted(newlines, opening)
+        if line_break < len(newlines) and newlines[line_break] < closing:
+            first_break = int(newlines[line_break])
+            if closing == len(buf) and not final and not _complete_line_after(
+                    buf, newlines, line_break, width):
+                pending = min(pending, _record_start(buf, opening))
+                break
+            if closing == len(buf) or _complete_line_after(buf, newlines, line_break, width):
+                inside_from.append(opening)
+                inside_to.append(first_break)  # the broken record ends at its line break
+                i = int(np.searchsorted(quotes, first_break))
+                continue
+        inside_from.append(opening)
+        inside_to.append(closing)
+        i += 1
+    if not inside_from:
+        return newlines, pending
+    starts, stops = np.array(inside_from), np.array(inside_to)
+    span = np.searchsorted(starts, newlines, side="right") - 1
+    inside = (span >= 0) & (newlines < stops[np.maximum(span, 0)])
+    return newlines[~inside], pending
+
+
+def _complete_line_after(buf: bytes, newlines: np.ndarray, index: int, width: int | None
+                         ) -> bool:
+    """Whether the line after newline `index` is a whole record of `width` plain fields."""
+    if width is None or index + 1 >= len(newlines):
+        return False
+    line = buf[int(newlines[index]) + 1:int(newlines[index + 1])].rstrip(b"\r")
+    return b'"' not in line and line.count(b";") == width - 1
+
+
+def _record_start(buf: bytes, offset: int) -> int:
+    return buf.rfind(b"\n", 0, offset) + 1
 
 
 def raw_text(record: bytes, encoding: str = "utf-8") -> str:
@@ -161,7 +300,7 @@ def _read_block(buf: bytes, records: Records, column_map: ColumnMap) -> Chunk:
         strings, kept, rejects = _parse_slow(buf, starts, ends, lines, column_map.width)
         starts, ends, lines = starts[kept], ends[kept], lines[kept]
     typed, reasons = typed_columns(strings, column_map)
-    validate(typed, column_map.layout, reasons)
+    validate(typed, column_map.layout, reasons, lines)
     bad = np.zeros(len(lines), dtype=bool)
     for row, row_reasons in reasons.items():
         bad[row] = True

@@ -36,6 +36,8 @@ def typed_columns(strings: pa.Table, column_map: ColumnMap) -> tuple[pa.Table, R
             arrays.append(pa.nulls(strings.num_rows, f.type.arrow))
         else:
             text = strings.column(position).combine_chunks()
+            if _trimmed(column_map.layout, f):
+                text = _trim(text)
             arrays.append(convert(text, f, reasons))
         names.append(f.column)
     if column_map.call_type:
@@ -44,6 +46,24 @@ def typed_columns(strings: pa.Table, column_map: ColumnMap) -> tuple[pa.Table, R
     arrays.append(_extra_fields(strings, column_map.extras))
     names.append("extra_fields")
     return pa.table(arrays, names=names), reasons
+
+
+def _trimmed(layout: Layout, f: Field) -> bool:
+    """Ids, enumerations, coded values, numbers and times lose surrounding whitespace; free
+    text (Custom, numbers as dialled) is kept as it was."""
+    return (f.column == layout.id_column or f.allowed is not None or f.pattern is not None
+            or f.type is not FieldType.STRING)
+
+
+def _trim(text: pa.Array) -> pa.Array:
+    trimmed = pc.utf8_trim_whitespace(text)
+    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """A value quoted for a reject reason, shortened."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def convert(text: pa.Array, f: Field, reasons: Reasons) -> pa.Array:
@@ -61,11 +81,27 @@ def convert(text: pa.Array, f: Field, reasons: Reasons) -> pa.Array:
         rows = np.flatnonzero(invalid.fill_null(False).to_numpy(zero_copy_only=False))
         for row in rows:
             reasons.setdefault(int(row), []).append(
-                f"{f.sinch_name} is not {_expected(f.type)}: {text[row].as_py()!r}")
+                f"{f.sinch_name} is not {_expected(f.type)}: {shown(text[row].as_py())}")
         usable = pc.if_else(invalid, pa.scalar(None, pa.string()), text)
     if f.type is FieldType.TIMESTAMP:
         return _to_timestamp(usable, f, reasons)
-    return pc.cast(usable, f.type.arrow)
+    usable = pc.replace_substring_regex(usable, r"^\+", "")  # "+7" is 7
+    try:
+        return pc.cast(usable, f.type.arrow)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # out of range: row by row
+        return _cast_each(usable, f, reasons)
+
+
+def _cast_each(text: pa.Array, f: Field, reasons: Reasons) -> pa.Array:
+    values = []
+    for row, value in enumerate(text.to_pylist()):
+        try:
+            values.append(pc.cast(pa.array([value], pa.string()), f.type.arrow)[0].as_py())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            reasons.setdefault(row, []).append(
+                f"{f.sinch_name} is not {_expected(f.type)}: {shown(value)}")
+            values.append(None)
+    return pa.array(values, f.type.arrow)
 
 
 def _expected(field_type: FieldType) -> str:
@@ -91,7 +127,7 @@ def _to_timestamp(text: pa.Array, f: Field, reasons: Reasons) -> pa.Array:
                 values.append(pc.cast(pa.array([value]), nanos)[0])
             except pa.ArrowInvalid:
                 reasons.setdefault(row, []).append(
-                    f"{f.sinch_name} is not a valid date and time: {text[row].as_py()!r}")
+                    f"{f.sinch_name} is not a valid date and time: {shown(text[row].as_py())}")
                 values.append(pa.scalar(None, nanos))
         parsed = pa.array([v.as_py() for v in values], nanos)
     return pc.cast(parsed, TIMESTAMP_TYPE, safe=False)
@@ -114,23 +150,44 @@ def _extra_fields(strings: pa.Table, extras: dict[str, int]) -> pa.Array:
     )
 
 
-_CHECK_WORDING = {"not_nullable": "is missing", "field_uniqueness": "duplicates an earlier line"}
-
-
-def validate(typed: pa.Table, layout: Layout, reasons: Reasons) -> None:
-    """Run the layout's pandera schema on rows that typed cleanly; failures become reasons."""
+def validate(typed: pa.Table, layout: Layout, reasons: Reasons, lines: np.ndarray) -> None:
+    """Run the layout's pandera schema on rows that typed cleanly; each failure becomes a
+    reason quoting the value (a duplicate id names the line of its first copy)."""
     frame = typed.to_pandas(types_mapper=pd.ArrowDtype)
     candidates = frame.drop(index=list(reasons)) if reasons else frame
     try:
         schema_for(layout.name).validate(candidates, lazy=True)
     except pandera.errors.SchemaErrors as exc:
         cases = exc.failure_cases.dropna(subset=["index"])
-        for row, column, check, schema_context in cases[
-            ["index", "column", "check", "schema_context"]
+        first_row = _first_rows(candidates, layout.id_column)
+        for row, column, check, context, value in cases[
+            ["index", "column", "check", "schema_context", "failure_case"]
         ].itertuples(index=False):
-            wording = _CHECK_WORDING.get(check, check)
-            reason = wording if schema_context == "DataFrameSchema" else \
-                f"{layout.field(column).sinch_name} {wording}"
             row_reasons = reasons.setdefault(int(row), [])
+            reason = _reason(layout, frame, int(row), column, check, context, value,
+                             first_row, lines)
             if reason not in row_reasons:
                 row_reasons.append(reason)
+
+
+def _first_rows(frame: pd.DataFrame, id_column: str) -> dict[object, int]:
+    ids = frame[id_column].dropna()
+    return {v: int(i) for i, v in ids[~ids.duplicated(keep="first")].items()}
+
+
+def _reason(layout: Layout, frame: pd.DataFrame, row: int, column: str, check: str,
+            context: str, value: object, first_row: dict[object, int],
+            lines: np.ndarray) -> str:
+    if check == "field_uniqueness":
+        return (f"duplicate id, earlier in the same file: {value} is at line "
+                f"{int(lines[first_row[value]])}")
+    if context == "DataFrameSchema":  # a rule across columns: quote the values it compared
+        order = next((o for o in layout.time_orders if check.startswith(o.later)), None)
+        if order is None:
+            return check
+        return (f"{check}: {shown(str(frame.at[row, order.later]))} < "
+                f"{shown(str(frame.at[row, order.earlier]))}")
+    name = layout.field(column).sinch_name
+    if check == "not_nullable":
+        return f"{name} is missing"
+    return f"{name} {check}: {shown(value)}"

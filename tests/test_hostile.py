@@ -105,9 +105,9 @@ def test_paths_stay_inside_the_drop_folder(tmp_path):
     source = source_with(tmp_path)
     (source.drop_dir / "voice_link_2026-11-21.csv").symlink_to(outside / "voice_2026-11-21.csv")
     (source.drop_dir / "sub").mkdir()
-    (source.drop_dir / "sub" / "..voice_2026-11-22.csv").write_text("x")
+    (source.drop_dir / "sub" / "x..voice_2026-11-22.csv").write_text("x")
     listing = source.list()
-    assert [f.relative_path for f in listing.files] == ["sub/..voice_2026-11-22.csv"]
+    assert [f.relative_path for f in listing.files] == ["sub/x..voice_2026-11-22.csv"]
     escaped = listing.files[0].__class__(**{**vars(listing.files[0]),
                                            "relative_path": "../outside/voice_2026-11-21.csv"})
     with pytest.raises(ValueError, match="outside"):

@@ -54,7 +54,7 @@ def test_a_good_row_passes(layout):
 def test_result_outside_the_documented_enum_is_rejected(layout):
     _, rejects = check(layout, Result="MAYBE")
     assert rejects[0].reasons == (
-        f"Result is not one of {', '.join(LAYOUTS[layout].field('result').allowed)}",)
+        f"Result is not one of {', '.join(LAYOUTS[layout].field('result').allowed)}: 'MAYBE'",)
 
 
 @pytest.mark.parametrize("layout", ["phone_terminated", "phone_originated", "app_app"])
@@ -70,7 +70,7 @@ def test_sip_reason_is_free_text_as_sinch_documents_no_list():
 
 def test_verification_method_enum():
     _, rejects = check("verification", Method="pigeon")
-    assert rejects[0].reasons == ("Method is not one of flashCall, SMS, callout",)
+    assert rejects[0].reasons == ("Method is not one of flashCall, SMS, callout: 'pigeon'",)
 
 
 @pytest.mark.parametrize("layout", ALL)
@@ -83,37 +83,41 @@ def test_empty_id_is_rejected(layout):
 @pytest.mark.parametrize("layout", VOICE)
 def test_negative_duration_is_rejected(layout):
     _, rejects = check(layout, Duration="-1")
-    assert rejects[0].reasons == ("Duration is negative",)
+    assert rejects[0].reasons == ("Duration is negative: -1",)
 
 
 @pytest.mark.parametrize("layout", WITH_AMOUNT)
 def test_negative_amount_is_rejected(layout):
     _, rejects = check(layout, Amount="-0.01")
-    assert rejects[0].reasons == ("Amount is negative",)
+    assert rejects[0].reasons == ("Amount is negative: -0.010000",)
 
 
 @pytest.mark.parametrize("layout", WITH_AMOUNT)
 def test_currency_must_be_three_capitals(layout):
     _, rejects = check(layout, Currency="eur")
-    assert rejects[0].reasons == ("Currency is not a 3-letter ISO 4217 code",)
+    assert rejects[0].reasons == ("Currency is not a 3-letter ISO 4217 code: 'eur'",)
 
 
 @pytest.mark.parametrize("layout,field", [("verification", "Country"),
                                           ("phone_terminated", "ToCountryId")])
 def test_country_must_be_two_capitals(layout, field):
     _, rejects = check(layout, **{field: "Sweden"})
-    assert rejects[0].reasons == (f"{field} is not a 2-letter ISO 3166 code",)
+    assert rejects[0].reasons == (f"{field} is not a 2-letter ISO 3166 code: 'Sweden'",)
 
 
 def test_answer_time_before_call_time_is_rejected():
     _, rejects = check("phone_terminated", AnswerTime="2026-11-21T09:59:59Z")
-    assert rejects[0].reasons == ("answer_time is before call_time",)
+    assert rejects[0].reasons == (
+        "answer_time is before call_time: '2026-11-21 09:59:59+00:00' < "
+        "'2026-11-21 10:00:00+00:00'",)
 
 
 def test_end_before_start_is_rejected():
     _, rejects = check("verification", StartTimestamp="2026-11-21T10:00:00Z",
                        EndTimestamp="2026-11-21T09:00:00Z")
-    assert rejects[0].reasons == ("end_timestamp is before start_timestamp",)
+    assert rejects[0].reasons == (
+        "end_timestamp is before start_timestamp: '2026-11-21 09:00:00+00:00' < "
+        "'2026-11-21 10:00:00+00:00'",)
 
 
 @pytest.mark.parametrize("layout", ALL)
@@ -125,7 +129,9 @@ def test_ids_unique_within_the_file_later_copy_rejected(layout):
     rows, rejects = rows_and_rejects(f"{header}\n{body}\n{body}\n", kind=field.kind,
                                      name=f"{field.kind}_2026-11-21.csv")
     assert len(rows) == 1 and rows[0]["source_line"] == 2
-    assert rejects[0].line == 3 and "duplicates an earlier line" in rejects[0].reasons[0]
+    assert rejects[0].line == 3
+    assert rejects[0].reasons[0].startswith("duplicate id, earlier in the same file: ")
+    assert rejects[0].reasons[0].endswith(" is at line 2")
 
 
 @pytest.mark.parametrize("layout", ALL)

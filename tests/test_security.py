@@ -93,5 +93,5 @@ def test_pseudonymisation_hides_numbers_but_keeps_them_joinable(tmp_path, wareho
     everything = str(stored) + str(warehouse.query("SELECT * FROM cdr_rejects"))
     assert "+4670000000" not in everything and "alice" not in everything
     assert warehouse.query("SELECT raw_line IS NULL, reasons FROM cdr_rejects") == [
-        (True, "Duration is negative")]
+        (True, "Duration is negative: -1")]
     assert token(b"another key of sixteen+", "+46700000001") != stored[0][1]

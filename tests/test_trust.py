@@ -10,7 +10,9 @@ import pytest
 from helpers import PT_HEADER, line, load_definitions, pt_row, rows_and_rejects
 
 from cdr_workflow.cli import main as cli
+from cdr_workflow.demo import write_day
 from cdr_workflow.layouts import LAYOUTS
+from cdr_workflow.warehouse import open_warehouse
 
 DAY = dt.date(2026, 11, 21)
 PO_HEADER = ";".join(f.sinch_name for f in LAYOUTS["phone_originated"].fields)
@@ -54,3 +56,42 @@ def test_tables_of_an_earlier_version_gain_the_new_columns(warehouse):
     columns = {name for (name,) in warehouse.query(
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'cdr_files'")}
     assert {"schema_drift", "amount_totals", "rows_read"} <= columns
+
+
+def test_neighbours_of_cdr_files_never_fail_a_day(env, drop_dir):
+    write_day(drop_dir, DAY, rows_per_file=5)
+    for name in (f"~$voice_{DAY}.csv", f"._voice_{DAY}.csv", f"invoice_{DAY}.csv",
+                 f".voice_{DAY}.csv", f"voice_{DAY}.csv.crdownload", f"voice_{DAY}.csv.tmp"):
+        (drop_dir / name).write_bytes(b"\x00\x01 not a CDR file")
+    with dg.instance_for_test() as instance:
+        result = load_definitions(env).resolve_job_def("cdr_day_job").execute_in_process(
+            partition_key=str(DAY), instance=instance)
+    assert result.success
+    loaded = {f for (f,) in open_warehouse(env["CDR_WAREHOUSE_URL"]).query(
+        "SELECT source_file FROM cdr_files")}
+    assert loaded == {p.name for p in drop_dir.iterdir() if p.name.startswith(
+        ("voice_", "verification_")) and p.name.endswith(".csv")}
+
+
+def test_a_value_that_does_not_convert_is_a_reject_never_a_traceback(tmp_path, capsys):
+    path = tmp_path / f"voice_{DAY}.csv"
+    path.write_text(PT_HEADER + "\n" + line(pt_row("c1", UserSpaceId="+7")) + "\n"
+                    + line(pt_row("c2", UserSpaceId="1" * 25, Duration="3.5")) + "\n")
+    assert cli(["validate", str(path)]) == 0
+    out = capsys.readouterr()
+    assert "2 lines read, 1 valid, 1 rejected" in out.out and "Traceback" not in out.err
+    assert f"UserSpaceId is not an integer: '{'1' * 25}'" in out.out
+    assert "Duration is not an integer: '3.5'" in out.out
+
+
+def test_columns_are_never_shifted_when_a_header_comes_again():
+    fields = [f.sinch_name for f in LAYOUTS["phone_terminated"].fields]
+    reordered = fields[::-1]
+    second = pt_row("c2", From="+100", To="+200", ApplicationKey="app-9", UserId="u-9")
+    text = (PT_HEADER + "\n" + line(pt_row("c1")) + "\n" + ";".join(reordered) + "\n"
+            + ";".join(second[f] for f in reordered) + "\n")
+    rows, rejects = rows_and_rejects(text)
+    assert rejects == []
+    c2 = next(r for r in rows if r["call_id"] == "c2")
+    assert (c2["from_endpoint"], c2["to_endpoint"], c2["application_key"], c2["user_id"],
+            c2["source_line"]) == ("+100", "+200", "app-9", "u-9", 4)

@@ -11,10 +11,14 @@ from typing import BinaryIO
 
 from cdr_workflow.kinds import KIND_NAMES
 
+# the kind word stands as a word (`invoice_…` is not voice), then a date, then the extension
 DEFAULT_FILE_PATTERN = (
-    r"(?i)(?<!expected_)(?P<kind>verification|voice).*?(?<!\d)(?P<date>\d{4}-\d{2}-\d{2}|\d{8})(?!\d)"
-    r"[^/]*\.(?:csv|txt)(?:\.gz)?$"
+    r"(?i)(?<!expected_)(?<![a-z])(?P<kind>verification|voice)(?![a-z]).*?(?<!\d)"
+    r"(?P<date>\d{4}-\d{2}-\d{2}|\d{8})(?!\d)[^/]*\.(?:csv|txt)(?:\.gz)?$"
 )
+# what editors, operating systems and browsers leave beside real files
+LEFTOVER_NAME = re.compile(r"^(~\$|\._|\.)|\.(part|partial|crdownload|download|tmp)$",
+                           re.IGNORECASE)
 
 # the customer's own records, beside the CDRs (CDR_EXPECTED_DIR / CDR_EXPECTED_PREFIX)
 EXPECTED_FILE_PATTERN = (
@@ -54,7 +58,10 @@ class Listing:
 
 
 def classify(relative_path: str, pattern: re.Pattern[str]) -> tuple[str, dt.date] | None:
-    """(kind, day) of a path by the file pattern, or None when it is not a CDR file."""
+    """(kind, day) of a path by the file pattern, or None when it is not a CDR file (editor,
+    OS and download leftovers and hidden files never are)."""
+    if any(LEFTOVER_NAME.search(part) for part in relative_path.split("/")):
+        return None
     match = pattern.search(relative_path)
     if not match:
         return None

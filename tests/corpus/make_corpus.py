@@ -98,19 +98,39 @@ CASES: dict[str, tuple[bytes, dict]] = {
                                             bad(0, "Result is not one of")),
     "voice_unknown_reason_2026-11-21.csv": (lines(row("c1", Reason="SOLARFLARE")),
                                             bad(0, "Reason is not one of")),
-    "voice_padded_enum_2026-11-21.csv": (lines(row("c1", Result=" ANSWERED ")),
-                                         bad(0, "Result is not one of")),
+    "voice_padded_enum_2026-11-21.csv": (lines(row("c1", Result=" ANSWERED ")), ok(1)),
     "voice_answer_before_call_2026-11-21.csv": (
         lines(row("c1", AnswerTime="2026-11-21T09:00:00Z")),
         bad(0, "answer_time is before call_time")),
     "voice_bad_currency_and_country_2026-11-21.csv": (
         lines(row("c1", Currency="euro", ToCountryId="Sweden")),
-        bad(0, "Currency is not a 3-letter")),
-    "voice_same_id_twice_2026-11-21.csv": (lines(row("c1"), row("c1")),
-                                           bad(1, "duplicates an earlier line")),
-    "voice_unterminated_quote_2026-11-21.csv": (
+        bad(0, "Currency is not a 3-letter ISO 4217 code: 'euro'")),
+    "voice_same_id_twice_2026-11-21.csv": (
+        lines(row("c1"), row("c1")),
+        bad(1, "duplicate id, earlier in the same file: c1 is at line 2")),
+    "voice_unterminated_quote_2026-11-21.csv": (  # costs its own record, not the lines after
         lines(row("c1"), row("c2", Custom='"never closed'), row("c3")),
-        bad(1, "malformed quoting")),  # the open quote swallows the rest: one reject holds it
+        bad(2, "malformed quoting")),
+    "voice_stray_quote_mid_field_2026-11-21.csv": (  # only a field starting with " is quoted
+        lines(row("c1"), row("c2", Custom='size=5" screen'), row("c3"), row("c4")), ok(4)),
+    "voice_header_again_mid_file_2026-11-21.csv": (  # two exports, other column orders
+        lines(row("c1"), ";".join(reversed(PT)), ";".join(reversed(row("c2").split(";")))),
+        ok(2)),
+    "voice_phone_originated_extra_column_2026-11-21.csv": (
+        lines("c1;1001;2026-11-21T10:00:00Z;ANSWERED;N/A;30;+4670001;+4670002;0.1;EUR;;app-1;x",
+              header="CallId;UserSpaceId;CallTime;Result;Reason;Duration;From;To;Amount;"
+                     "Currency;Custom;ApplicationKey;Region"), ok(1)),
+    "voice_plus_sign_integer_2026-11-21.csv": (lines(row("c1", UserSpaceId="+7")), ok(1)),
+    "voice_integer_out_of_range_2026-11-21.csv": (
+        lines(row("c1", UserSpaceId="99999999999999999999")),
+        bad(0, "UserSpaceId is not an integer: '99999999999999999999'")),
+    "voice_padded_and_blank_ids_2026-11-21.csv": (
+        lines(row(" c1"), row("c2 "), row("   ")), bad(2, "CallId is missing")),
+    "voice_utf16_2026-11-21.csv": (
+        lines(row("c1", Custom="café"), row("c2"), end="\r\n").decode().encode("utf-16"),
+        ok(2)),
+    "voice_renamed_amount_2026-11-21.csv": (  # loads; the key_columns_present check fails
+        lines(row("c1"), header=HEADER.replace("Amount", "Amt")), ok(1)),
     "voice_empty_id_2026-11-21.csv": (lines(row("")), bad(0, "CallId is missing")),
     "voice_headerless_phone_originated_2026-11-21.csv": (
         (b"c1;1001;2026-11-21T10:00:00Z;ANSWERED;N/A;30;+4670001;+4670002;0.1;EUR;;app-1\n"
