@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from decimal import Decimal
+from pathlib import Path
 from queue import Empty, Queue
 from typing import Any, TypeVar
 
 from cdr_workflow.header import SchemaDrift
+from cdr_workflow.independent import text_amounts
 from cdr_workflow.kinds import Kind
 from cdr_workflow.privacy import pseudonymise
 from cdr_workflow.reader import read_cdr_file
 from cdr_workflow.sources import CdrFile, Listing, NoFileError, Source
 from cdr_workflow.warehouse import Warehouse
-from cdr_workflow.warehouse.day_load import FileLoad, day_load
+from cdr_workflow.warehouse.day_load import AmountKey, FileLoad, day_load
 
 T = TypeVar("T")
 
@@ -98,13 +102,17 @@ def load_day(
     to store phone numbers and user ids as keyed tokens (see `privacy`).
     """
     files = find_day_files(source, kind, day, listing)
-    with day_load(warehouse, kind, day, load_id) as load:
+    with day_load(warehouse, kind, day, load_id) as load, \
+            tempfile.TemporaryDirectory(prefix="cdr-text-") as scratch:
         for cdr_file in files:
-            rows_read, drift = 0, SchemaDrift()
-            with source.open(cdr_file) as stream:
-                for chunk in prefetched(read_cdr_file(stream, cdr_file.relative_path, kind)):
+            text = Path(scratch) / "text.csv"  # the file's text, for DuckDB to read on its own
+            rows_read, drift, rejected = 0, SchemaDrift(), []
+            with source.open(cdr_file) as stream, text.open("wb") as copy:
+                for chunk in prefetched(read_cdr_file(stream, cdr_file.relative_path, kind,
+                                                      copy_to=copy)):
                     drift = chunk.drift
                     rows, rejects = chunk.rows, chunk.rejects
+                    rejected += [r.raw_line for r in rejects if r.raw_line is not None]
                     if pseudonymisation_key:
                         rows = pseudonymise(rows, pseudonymisation_key)
                         rejects = [replace(r, raw_line=None) for r in rejects]
@@ -113,5 +121,23 @@ def load_day(
                     rows_read += chunk.lines_read
             load.add_file(FileLoad(kind.name, day, cdr_file.relative_path, cdr_file.uri,
                                    cdr_file.size_bytes, cdr_file.fingerprint, rows_read,
+                                   amount_totals=accepted_text_amounts(text, rejected, kind),
                                    schema_drift=drift))
     return DayLoadResult(kind, day, load.files)
+
+
+def accepted_text_amounts(text: Path, rejected: list[str], kind: Kind
+                          ) -> dict[AmountKey, Decimal]:
+    """What the file's text holds for the lines the reader accepted, by DuckDB's reading:
+    all of the text less the rejected lines (read below the file's first line, so by its
+    header)."""
+    total = text_amounts(text, kind)
+    if not rejected or not total:
+        return total
+    with text.open("rb") as f:
+        first = f.readline()
+    lines = text.with_name("rejected.csv")
+    lines.write_bytes(first + "".join(f"{line}\n" for line in rejected).encode())
+    for key, amount in text_amounts(lines, kind, skip_first_record=True).items():
+        total[key] = total.get(key, Decimal(0)) - amount
+    return {key: amount for key, amount in total.items() if amount}

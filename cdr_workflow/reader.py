@@ -70,8 +70,10 @@ def read_cdr_file(
     *,
     header: bool | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
+    copy_to: BinaryIO | None = None,
 ) -> Iterator[Chunk]:
-    """Yield chunks of the file. `header=None` detects a header row by its field names."""
+    """Yield chunks of the file. `header=None` detects a header row by its field names;
+    `copy_to` receives the file's text as read (decompressed, UTF-8)."""
     kind = kind_of(kind) if isinstance(kind, str) else kind
     raw = decompressed(stream, source)
     column_map: ColumnMap | None = None
@@ -85,6 +87,8 @@ def read_cdr_file(
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise CdrFileError(source, f"cannot decompress: {exc}") from exc
         final = not data
+        if copy_to is not None:
+            copy_to.write(data)
         buf = carry + data
         if first and buf.startswith(codecs.BOM_UTF8):
             buf = buf[len(codecs.BOM_UTF8):]

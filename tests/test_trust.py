@@ -95,3 +95,33 @@ def test_columns_are_never_shifted_when_a_header_comes_again():
     c2 = next(r for r in rows if r["call_id"] == "c2")
     assert (c2["from_endpoint"], c2["to_endpoint"], c2["application_key"], c2["user_id"],
             c2["source_line"]) == ("+100", "+200", "app-9", "u-9", 4)
+
+
+def test_money_the_reader_loses_fails_the_amount_check(env, drop_dir, monkeypatch):
+    """The reference totals come from DuckDB's reading of the text: a reader that loses an
+    amount (planted here) is caught, naming currency, key and both totals."""
+    import pyarrow as pa
+
+    from cdr_workflow import values
+    from cdr_workflow.layouts import FieldType
+
+    real_convert = values.convert
+
+    def losing_convert(text, f, reasons):
+        converted = real_convert(text, f, reasons)
+        if f.type is FieldType.DECIMAL and len(converted):
+            converted = pa.concat_arrays([pa.nulls(1, converted.type), converted[1:]])
+        return converted
+
+    monkeypatch.setattr(values, "convert", losing_convert)
+    rows = [pt_row("c1", Amount="1.5"), pt_row("c2", Amount="2.25")]
+    (drop_dir / f"voice_phone_terminated_{DAY}.csv").write_text(
+        PT_HEADER + "\n" + "".join(line(r) + "\n" for r in rows))
+    with dg.instance_for_test() as instance:
+        result = load_definitions(env).resolve_job_def("cdr_day_job").execute_in_process(
+            partition_key=str(DAY), instance=instance, asset_selection=[
+                dg.AssetKey(k) for k in ("voice_file", "voice_cdrs", "voice_reconciliation")])
+    check = next(c for c in result.get_asset_check_evaluations()
+                 if c.check_name == "amounts_match_file")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["detail"].value == "EUR/app-1: file 3.750000 vs warehouse 2.250000"

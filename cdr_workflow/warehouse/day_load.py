@@ -85,11 +85,7 @@ class DayLoad:
     def add_rows(self, source_file: str, rows: pa.Table) -> None:
         if rows.num_rows == 0:
             return
-        rows = self._with_lineage(source_file, rows)
-        totals = self._amounts.setdefault(source_file, {})
-        for key, amount in amount_totals(rows).items():
-            totals[key] = totals.get(key, Decimal(0)) + amount
-        self.warehouse.append(self.con, self.table.name, rows)
+        self.warehouse.append(self.con, self.table.name, self._with_lineage(source_file, rows))
 
     def add_rejects(self, source_file: str, rejects: list[Reject]) -> None:
         if not rejects:
@@ -101,7 +97,10 @@ class DayLoad:
              "load_id": self.load_id}))
 
     def add_file(self, file: FileLoad) -> None:
+        """A file read in full; its `amount_totals` are what its text holds for the lines
+        accepted, read independently of the rows appended."""
         self.files.append(file)
+        self._amounts[file.source_file] = dict(file.amount_totals)
 
     def _with_lineage(self, source_file: str, rows: pa.Table) -> pa.Table:
         n = rows.num_rows
@@ -153,7 +152,9 @@ class DayLoad:
                     FROM {table} t WHERE t.cdr_date = ? AND t.amount IS NOT NULL
                       AND EXISTS (SELECT 1 {duplicate}) GROUP BY 1, 2, 3""",
                     (self.day, kind, self.day)):
-                self._amounts[source_file][(currency, app_key)] -= Decimal(amount)
+                totals = self._amounts.setdefault(source_file, {})
+                totals[(currency, app_key)] = (totals.get((currency, app_key), Decimal(0))
+                                               - Decimal(amount))
         self._run(f"DELETE FROM {table} t WHERE t.cdr_date = ? AND EXISTS (SELECT 1 "
                   f"{duplicate})", (self.day, kind, self.day))
 
@@ -176,16 +177,6 @@ class DayLoad:
             "schema_drift": encode_drift(file.schema_drift),
             "load_id": self.load_id, "loaded_at": dt.datetime.now(dt.UTC)}]))
         return file
-
-
-def amount_totals(rows: pa.Table) -> dict[AmountKey, Decimal]:
-    """Exact amount totals per (currency, application key) of Arrow rows."""
-    if "amount" not in rows.column_names:
-        return {}
-    grouped = rows.group_by(["currency", "application_key"], use_threads=False).aggregate(
-        [("amount", "sum")]).to_pylist()
-    return {(g["currency"], g["application_key"]): g["amount_sum"] for g in grouped
-            if g["amount_sum"] is not None}
 
 
 def encode_amounts(totals: dict[AmountKey, Decimal]) -> str:
