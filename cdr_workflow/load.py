@@ -13,11 +13,13 @@ from pathlib import Path
 from queue import Empty, Queue
 from typing import Any, TypeVar
 
+import numpy as np
+
 from cdr_workflow.header import SchemaDrift
 from cdr_workflow.independent import text_amounts
 from cdr_workflow.kinds import Kind
 from cdr_workflow.privacy import pseudonymise
-from cdr_workflow.reader import read_cdr_file
+from cdr_workflow.reader import raw_text, read_cdr_file
 from cdr_workflow.sources import CdrFile, Listing, NoFileError, Source
 from cdr_workflow.warehouse import Warehouse
 from cdr_workflow.warehouse.day_load import AmountKey, FileLoad, day_load
@@ -102,10 +104,13 @@ def load_day(
     to store phone numbers and user ids as keyed tokens (see `privacy`).
     """
     files = find_day_files(source, kind, day, listing)
-    with day_load(warehouse, kind, day, load_id) as load, \
-            tempfile.TemporaryDirectory(prefix="cdr-text-") as scratch:
-        for cdr_file in files:
-            text = Path(scratch) / "text.csv"  # the file's text, for DuckDB to read on its own
+    with tempfile.TemporaryDirectory(prefix="cdr-text-") as scratch, \
+            day_load(warehouse, kind, day, load_id) as load:
+        texts: dict[str, Path] = {}  # each file's text: for DuckDB, and duplicates' evidence
+        if not pseudonymisation_key:
+            load.raw_lines = lambda name, lines: lines_of(texts[name], lines)
+        for index, cdr_file in enumerate(files):
+            text = texts[cdr_file.relative_path] = Path(scratch) / f"{index}.csv"
             rows_read, drift, rejected = 0, SchemaDrift(), []
             with source.open(cdr_file) as stream, text.open("wb") as copy:
                 for chunk in prefetched(read_cdr_file(stream, cdr_file.relative_path, kind,
@@ -136,8 +141,18 @@ def accepted_text_amounts(text: Path, rejected: list[str], kind: Kind
         return total
     with text.open("rb") as f:
         first = f.readline()
-    lines = text.with_name("rejected.csv")
+    lines = text.with_name(f"{text.stem}-rejected.csv")
     lines.write_bytes(first + "".join(f"{line}\n" for line in rejected).encode())
     for key, amount in text_amounts(lines, kind, skip_first_record=True).items():
         total[key] = total.get(key, Decimal(0)) - amount
     return {key: amount for key, amount in total.items() if amount}
+
+
+def lines_of(text: Path, wanted: set[int]) -> dict[int, str]:
+    """The text of the given (1-based) lines of a file."""
+    data = text.read_bytes()
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A)
+    starts = np.concatenate(([0], ends + 1))
+    ends = np.append(ends, len(data))
+    return {n: raw_text(data[int(starts[n - 1]):int(ends[n - 1])]) for n in sorted(wanted)
+            if 0 < n <= len(starts)}

@@ -142,3 +142,42 @@ def test_late_records_and_missing_days_reach_the_facts(warehouse, source):
                                          dt.date(2026, 11, 20)]
     assert facts.file_amounts == facts.warehouse_amounts == {
         ("EUR", "app-1"): Decimal("0.025")}
+
+
+def test_a_call_is_in_the_warehouse_once_whatever_the_order_of_deliveries(warehouse, source):
+    d20 = DAY - dt.timedelta(days=1)
+    write(source, f"voice_{d20}.csv", [pt_row("keep", CallTime=f"{d20}T10:00:00Z",
+                                              AnswerTime=""),
+                                       pt_row("x", Amount="1", CallTime=f"{d20}T11:00:00Z",
+                                              AnswerTime="")])
+    load_day(source, warehouse, VOICE, d20, "run-1")
+    resent = write(source, f"voice_{DAY}.csv", [pt_row("y"), pt_row("x", Amount="2")])
+    load_day(source, warehouse, VOICE, DAY, "run-2")
+    ((raw, reasons),) = warehouse.query("SELECT raw_line, reasons FROM cdr_rejects")
+    assert raw == resent.read_text().splitlines()[2]  # the evidence: the corrected amount
+    assert reasons == (f"duplicate id, already loaded for another day: x is in "
+                       f"voice_{d20}.csv line 3 (cdr_date {d20})")
+
+    (source.drop_dir / f"voice_{d20}.csv").unlink()  # the day re-delivered without x
+    write(source, f"voice_{d20}.csv", [pt_row("keep", CallTime=f"{d20}T10:00:00Z",
+                                              AnswerTime="")])
+    load_day(source, warehouse, VOICE, d20, "run-3")
+    ((call, day, amount),) = warehouse.query("SELECT call_id, cdr_date, amount FROM voice_cdrs "
+                                             "WHERE call_id = 'x'")
+    assert (call, day, Decimal(str(amount))) == ("x", DAY, Decimal("2"))
+    assert warehouse.query("SELECT COUNT(*) FROM cdr_rejects") == [(0,)]
+    assert warehouse.query(
+        "SELECT cdr_date, rows_read, rows_loaded, rows_rejected FROM cdr_files "
+        "ORDER BY cdr_date") == [(d20, 1, 1, 0), (DAY, 2, 2, 0)]
+
+
+def test_a_duplicate_across_the_day_s_files_names_its_original_and_keeps_its_text(
+        warehouse, source):
+    write(source, f"voice_a_{DAY}.csv", [pt_row("x")])
+    copy = write(source, f"voice_b_{DAY}.csv", [pt_row("z"), pt_row("x", Amount="9")])
+    load_day(source, warehouse, VOICE, DAY, "run-1")
+    ((file, raw, reasons),) = warehouse.query("SELECT source_file, raw_line, reasons "
+                                              "FROM cdr_rejects")
+    assert (file, raw) == (copy.name, copy.read_text().splitlines()[2])
+    assert reasons == (f"duplicate id, earlier in the same day: x is in voice_a_{DAY}.csv "
+                       f"line 2 (cdr_date {DAY})")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -23,12 +23,13 @@ from cdr_workflow.header import SchemaDrift
 from cdr_workflow.kinds import Kind
 from cdr_workflow.reader import Reject
 from cdr_workflow.warehouse.base import Warehouse
-from cdr_workflow.warehouse.tables import FILES, REJECTS, table_of
+from cdr_workflow.warehouse.tables import FILES, HELD_TABLES, REJECTS, table_of
 
 DUPLICATE_OTHER_DAY = "duplicate id, already loaded for another day"
 DUPLICATE_SAME_DAY = "duplicate id, earlier in the same day"
 
 AmountKey = tuple[str | None, str | None]  # (currency, application key)
+RawLines = Callable[[str, set[int]], dict[int, str]]
 
 
 @dataclass(frozen=True)
@@ -69,15 +70,18 @@ class DayLoad:
     def __init__(self, warehouse: Warehouse, con: Any, kind: Kind, day: dt.date, load_id: str):
         self.warehouse, self.con, self.kind, self.day, self.load_id = (
             warehouse, con, kind, day, load_id)
-        self.table = table_of(kind)
+        self.table, self.held = table_of(kind), HELD_TABLES[kind.name]
         self.files: list[FileLoad] = []
+        self.raw_lines: RawLines | None = None  # set by the loader: file, lines → their text
+        self.restored = 0
         self._amounts: dict[str, dict[AmountKey, Decimal]] = {}
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return self.warehouse.execute(self.con, sql, params)
 
     def begin(self) -> None:
-        self._run(f"DELETE FROM {self.table.name} WHERE cdr_date = ?", (self.day,))
+        for table in (self.table, self.held):
+            self._run(f"DELETE FROM {table.name} WHERE cdr_date = ?", (self.day,))
         for table in (REJECTS, FILES):
             self._run(f"DELETE FROM {table.name} WHERE kind = ? AND cdr_date = ?",
                       (self.kind.name, self.day))
@@ -118,21 +122,27 @@ class DayLoad:
         self.files = [self._write_ledger(f) for f in self.files]
 
     def _reject_duplicates(self) -> None:
-        """Every later copy of an id becomes a reject naming where the original is."""
+        """Every later copy of an id becomes a reject naming where the original is, keeps its
+        raw text, and is held whole; held copies whose original is gone take its place."""
         table, key, kind = self.table.name, self.kind.id_column, self.kind.name
         self._run(f"""INSERT INTO cdr_rejects
             SELECT CAST(? AS VARCHAR), CAST(? AS DATE), n.source_file, n.source_line, NULL,
                    CAST(? AS VARCHAR) || ': ' || n.{key} || ' is in ' || o.source_file
                      || ' line ' || CAST(o.source_line AS VARCHAR)
                      || ' (cdr_date ' || CAST(o.cdr_date AS VARCHAR) || ')', CAST(? AS VARCHAR)
-            FROM {table} n JOIN {table} o ON o.{key} = n.{key}
-              AND o.cdr_date <> n.cdr_date
+            FROM {table} n JOIN (
+              SELECT {key}, source_file, source_line, cdr_date, ROW_NUMBER() OVER (
+                PARTITION BY {key} ORDER BY cdr_date, source_file, source_line) AS copy_number
+              FROM {table} WHERE cdr_date <> ? AND {key} IN (
+                SELECT {key} FROM {table} WHERE cdr_date = ?)) o
+              ON o.{key} = n.{key} AND o.copy_number = 1
             WHERE n.cdr_date = ?""", (kind, self.day, DUPLICATE_OTHER_DAY, self.load_id,
-                                      self.day))
+                                      self.day, self.day, self.day))
         self._run(f"""INSERT INTO cdr_rejects
             SELECT CAST(? AS VARCHAR), CAST(? AS DATE), source_file, source_line, NULL,
                    CAST(? AS VARCHAR) || ': ' || {key} || ' is in ' || first_file
-                     || ' line ' || CAST(first_line AS VARCHAR), CAST(? AS VARCHAR)
+                     || ' line ' || CAST(first_line AS VARCHAR)
+                     || ' (cdr_date ' || CAST(? AS VARCHAR) || ')', CAST(? AS VARCHAR)
             FROM (SELECT source_file, source_line, {key},
                     FIRST_VALUE(source_file) OVER w AS first_file,
                     FIRST_VALUE(source_line) OVER w AS first_line,
@@ -141,8 +151,12 @@ class DayLoad:
                     SELECT {key} FROM {table} WHERE cdr_date = ?
                     GROUP BY {key} HAVING COUNT(*) > 1)
                   WINDOW w AS (PARTITION BY {key} ORDER BY source_file, source_line)) copies
-            WHERE copy_number > 1""", (kind, self.day, DUPLICATE_SAME_DAY, self.load_id,
-                                       self.day, self.day))
+            WHERE copy_number > 1 AND NOT EXISTS (SELECT 1 FROM cdr_rejects r
+              WHERE r.kind = ? AND r.cdr_date = ? AND r.source_file = copies.source_file
+                AND r.source_line = copies.source_line)""",
+                  (kind, self.day, DUPLICATE_SAME_DAY, self.day, self.load_id, self.day,
+                   self.day, kind, self.day))
+        self._keep_raw_text_of_duplicates()
         # a line in the table that is also a reject can only be a duplicate just found
         duplicate = """FROM cdr_rejects r WHERE r.kind = ? AND r.cdr_date = ?
               AND r.source_file = t.source_file AND r.source_line = t.source_line"""
@@ -155,8 +169,53 @@ class DayLoad:
                 totals = self._amounts.setdefault(source_file, {})
                 totals[(currency, app_key)] = (totals.get((currency, app_key), Decimal(0))
                                                - Decimal(amount))
+        columns = ", ".join(self.table.column_names)
+        self._run(f"""INSERT INTO {self.held.name} SELECT {', '.join(
+            't.' + c for c in self.table.column_names)}, r.reasons
+            FROM {table} t JOIN cdr_rejects r ON r.kind = ? AND r.cdr_date = t.cdr_date
+              AND r.source_file = t.source_file AND r.source_line = t.source_line
+            WHERE t.cdr_date = ?""", (kind, self.day))
         self._run(f"DELETE FROM {table} t WHERE t.cdr_date = ? AND EXISTS (SELECT 1 "
                   f"{duplicate})", (self.day, kind, self.day))
+        self._restore_held_copies(columns)
+
+    def _keep_raw_text_of_duplicates(self) -> None:
+        """Duplicates found in SQL were valid lines: fetch their text from the files read."""
+        if self.raw_lines is None:
+            return
+        found = self._run("SELECT source_file, source_line FROM cdr_rejects WHERE kind = ? "
+                          "AND cdr_date = ? AND raw_line IS NULL", (self.kind.name, self.day))
+        wanted: dict[str, set[int]] = {}
+        for source_file, line in found:
+            wanted.setdefault(source_file, set()).add(int(line))
+        for source_file, lines in wanted.items():
+            for line, text in self.raw_lines(source_file, lines).items():
+                self._run("UPDATE cdr_rejects SET raw_line = ? WHERE kind = ? AND cdr_date = ? "
+                          "AND source_file = ? AND source_line = ?",
+                          (text, self.kind.name, self.day, source_file, line))
+
+    def _restore_held_copies(self, columns: str) -> None:
+        """A held copy on another day whose id is in the table no more (its original's day
+        was re-delivered without it) is loaded again: a call is in the warehouse once,
+        whatever the order of deliveries. The other day's ledger is updated to match."""
+        table, held, key = self.table.name, self.held.name, self.kind.id_column
+        restored = self._run(f"""SELECT cdr_date, source_file, source_line FROM (
+              SELECT cdr_date, source_file, source_line, ROW_NUMBER() OVER (
+                PARTITION BY {key} ORDER BY cdr_date, source_file, source_line) AS copy_number
+              FROM {held} h WHERE h.cdr_date <> ?
+                AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{key} = h.{key})) first_copies
+            WHERE copy_number = 1""", (self.day,))
+        for cdr_date, source_file, line in restored:
+            where = "cdr_date = ? AND source_file = ? AND source_line = ?"
+            params = (cdr_date, source_file, line)
+            self._run(f"INSERT INTO {table} SELECT {columns} FROM {held} WHERE {where}", params)
+            self._run(f"DELETE FROM {held} WHERE {where}", params)
+            self._run(f"DELETE FROM cdr_rejects WHERE kind = ? AND {where}",
+                      (self.kind.name, *params))
+            self._run("UPDATE cdr_files SET rows_loaded = rows_loaded + 1, "
+                      "rows_rejected = rows_rejected - 1 WHERE kind = ? AND cdr_date = ? "
+                      "AND source_file = ?", (self.kind.name, cdr_date, source_file))
+        self.restored = len(restored)
 
     def _write_ledger(self, file: FileLoad) -> FileLoad:
         (loaded,), = self._run(

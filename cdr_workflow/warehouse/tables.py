@@ -98,6 +98,15 @@ def cdr_table(kind: Kind) -> Table:
                  f"One row per {kind.name} CDR that passed its Sinch layout's schema")
 
 
+def held_table(kind: Kind) -> Table:
+    """Later copies of ids, kept whole beside their rejects: if the original's day is
+    re-delivered without the id, the held copy takes its place."""
+    cdr = cdr_table(kind)
+    return Table(f"{cdr.name}_held", (*cdr.columns, Column(
+        "held_because", TEXT, "The duplicate reason, naming where the original is")),
+        f"Later copies of {kind.name} ids, held while their original is loaded")
+
+
 REJECTS = Table("cdr_rejects", (
     Column("kind", TEXT), Column("cdr_date", DATE), Column("source_file", TEXT),
     Column("source_line", INT, "Line where the rejected record starts"),
@@ -155,9 +164,10 @@ RECONCILIATION = Table("cdr_reconciliation_daily", (
     Column("computed_at", TIMESTAMP_TYPE)), "The figures of each daily reconciliation report")
 
 CDR_TABLES: dict[str, Table] = {name: cdr_table(kind) for name, kind in KINDS.items()}
+HELD_TABLES: dict[str, Table] = {name: held_table(kind) for name, kind in KINDS.items()}
 SUPPORT_TABLES: tuple[Table, ...] = (REJECTS, FILES, EXPECTED, EXPECTED_MATCH, KPIS, SIGNALS,
                                      BILLING, RECONCILIATION)
-ALL_TABLES: tuple[Table, ...] = (*CDR_TABLES.values(), *SUPPORT_TABLES)
+ALL_TABLES: tuple[Table, ...] = (*CDR_TABLES.values(), *HELD_TABLES.values(), *SUPPORT_TABLES)
 
 
 def table_of(kind: Kind) -> Table:
