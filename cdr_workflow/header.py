@@ -8,6 +8,8 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from cdr_workflow.errors import CdrFileError
 from cdr_workflow.kinds import Kind
 from cdr_workflow.layouts import Layout
@@ -92,13 +94,14 @@ def is_header(record: bytes, kind: Kind) -> bool:
     return _looks_like_header([_normalise(f) for f in _split(record)], kind)
 
 
-def header_pattern(kind: Kind) -> re.Pattern[bytes]:
-    """Finds lines that start like a header: a field name, then the delimiter."""
-    names = sorted({f.sinch_name for lay in kind.layouts for f in lay.fields}
-                   | {f.column for lay in kind.layouts for f in lay.fields}, key=len,
-                   reverse=True)
-    return re.compile(rb'(?:^|\n)"?(?:' + b"|".join(re.escape(n.encode()) for n in names)
-                      + rb')"?;', re.IGNORECASE)
+def header_openings(kind: Kind) -> np.ndarray:
+    """The first two bytes a header line can start with (a field name in any case, or a quote
+    and its first letter), as 16-bit codes."""
+    names = {f.sinch_name for lay in kind.layouts for f in lay.fields} | {
+        f.column for lay in kind.layouts for f in lay.fields}
+    variants = {v for n in names for v in (n, n.lower(), n.upper())}
+    starts = {v.encode()[:2] for v in variants} | {b'"' + v.encode()[:1] for v in variants}
+    return np.array(sorted(b[0] << 8 | b[1] for b in starts if len(b) == 2), dtype=np.uint16)
 
 
 def _named_layout(source: str, kind: Kind) -> Layout | None:
