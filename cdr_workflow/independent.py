@@ -18,8 +18,6 @@ import duckdb
 from cdr_workflow.kinds import Kind
 from cdr_workflow.warehouse.day_load import AmountKey
 
-MONEY_FIELDS = ("Amount", "Currency", "ApplicationKey")
-
 
 def text_amounts(path: Path, kind: Kind, skip_first_record: bool = False
                  ) -> dict[AmountKey, Decimal]:
@@ -35,32 +33,69 @@ def text_amounts(path: Path, kind: Kind, skip_first_record: bool = False
     if width == 0:
         return {}
     columns = [f"c{i}" for i in range(width)]
+    source = ("read_csv(?, header = false, delim = ';', quote = '\"', escape = '\"', "
+              "strict_mode = false, ignore_errors = true, auto_detect = false, "
+              "max_line_size = 67108864, columns = {"
+              + ", ".join(f"{c!r}: 'VARCHAR'" for c in columns) + "})")
     con = _engine().cursor()  # its own session; the in-memory database is opened once
     try:
-        con.execute(
-            "CREATE TEMP TABLE text AS SELECT row_number() OVER () AS n, * FROM read_csv(?, "
-            "header = false, delim = ';', quote = '\"', escape = '\"', strict_mode = false, "
-            "ignore_errors = true, auto_detect = false, max_line_size = 67108864, columns = "
-            f"{{{', '.join(repr(c) + ': ' + repr('VARCHAR') for c in columns)}}})",
-            [str(path)])
+        if not skip_first_record:  # one scan, when the first line's header is the only one
+            totals = _single_segment(con, source, path, columns, kind)
+            if totals is not None:
+                return totals
+        con.execute(f"CREATE TEMP TABLE text AS SELECT row_number() OVER () AS n, * "
+                    f"FROM {source}", [str(path)])
         segments = _segments(con, columns, kind)
         if skip_first_record and segments and segments[0][0] == 1:
             segments[0] = (2, *segments[0][1:])
-        totals: dict[AmountKey, Decimal] = {}
+        totals = {}
         for first, last, where in segments:
-            if not {"amount", "currency", "applicationkey"} <= set(where):
-                continue
-            amount, currency, key = (where[n] for n in ("amount", "currency", "applicationkey"))
-            for cur, app, total in con.execute(
-                    f"SELECT NULLIF(TRIM({currency}), ''), NULLIF({key}, ''), "
-                    f"SUM(TRY_CAST(REPLACE(TRIM({amount}), ',', '.') AS DECIMAL(38, 6))) "
-                    "FROM text WHERE n BETWEEN ? AND ? GROUP BY 1, 2", [first, last]
-            ).fetchall():
-                if total is not None:
-                    totals[(cur, app)] = totals.get((cur, app), Decimal(0)) + total
+            for key, total in _sums(con, "text WHERE n BETWEEN ? AND ?", [first, last], where):
+                totals[key] = totals.get(key, Decimal(0)) + total
         return totals
     finally:
         con.close()
+
+
+def _single_segment(con: duckdb.DuckDBPyConnection, source: str, path: Path,
+                    columns: list[str], kind: Kind) -> dict[AmountKey, Decimal] | None:
+    """The totals in one scan, by the first line's header (or by position without one); None
+    when more header lines are met, so the file must be read segment by segment."""
+    first = _first_fields(path)
+    header = {_norm(f): columns[i] for i, f in enumerate(first)}
+    has_header = bool(set(header) & _id_names(kind))
+    where = header if has_header else _positional(kind, columns)
+    if not {"amount", "currency", "applicationkey"} <= set(where):
+        return {}
+    # any header line puts some field's name where the first one has the id
+    id_column = next((where[n] for n in _id_names(kind) if n in where), None)
+    if id_column is None:
+        return None
+    names = {v for lay in kind.layouts for f in lay.fields
+             for n in (f.sinch_name, f.column) for v in (n, n.lower(), n.upper())}
+    groups = _grouped(con, source, [str(path)], where, f", COUNT(*) FILTER (WHERE TRIM("
+                      f"{id_column}) IN ({', '.join(sorted(map(repr, names)))}))")
+    if sum(headers for *_, headers in groups) > has_header:
+        return None
+    return {(cur, app): total for cur, app, total, _ in groups if total is not None}
+
+
+def _sums(con: duckdb.DuckDBPyConnection, rows: str, params: list, where: dict[str, str]
+          ) -> list[tuple[AmountKey, Decimal]]:
+    if not {"amount", "currency", "applicationkey"} <= set(where):
+        return []
+    return [((cur, app), total) for cur, app, total in _grouped(con, rows, params, where)
+            if total is not None]
+
+
+def _grouped(con: duckdb.DuckDBPyConnection, rows: str, params: list, where: dict[str, str],
+             more: str = "") -> list[tuple]:
+    """Amount totals per currency × application key (and `more` aggregates) of `rows`."""
+    amount, currency, key = (where[n] for n in ("amount", "currency", "applicationkey"))
+    return con.execute(
+        f"SELECT NULLIF(TRIM({currency}), ''), NULLIF({key}, ''), "
+        f"SUM(TRY_CAST(REPLACE(TRIM({amount}), ',', '.') AS DECIMAL(38, 6))){more} "
+        f"FROM {rows} GROUP BY 1, 2", params).fetchall()
 
 
 @functools.cache
@@ -69,23 +104,37 @@ def _engine() -> duckdb.DuckDBPyConnection:
 
 
 def _first_line_width(path: Path) -> int:
-    """Fields in the first line that is not blank (0 for a file of blank lines)."""
+    return len(_first_fields(path))
+
+
+def _first_fields(path: Path) -> list[str]:
+    """The fields of the first line that is not blank (none for a file of blank lines)."""
     with path.open(encoding="utf-8", errors="replace", newline="") as f:
         for line in f:
             if line.strip():
-                return len(next(csv.reader([line.lstrip("\ufeff")], delimiter=";"), []))
-    return 0
+                return next(csv.reader([line.lstrip("\ufeff")], delimiter=";"), [])
+    return []
+
+
+def _id_names(kind: Kind) -> set[str]:
+    return {_norm(f.sinch_name) for lay in kind.layouts for f in lay.fields
+            if f.column == lay.id_column} | {_norm(kind.id_column)}
+
+
+def _is_header(columns: list[str], kind: Kind) -> str:
+    """SQL: the row has the id field's name in one of its columns (exact spellings)."""
+    names = {f.sinch_name for lay in kind.layouts for f in lay.fields
+             if f.column == lay.id_column} | {kind.id_column}
+    spellings = ", ".join(sorted(repr(v) for n in names for v in (n, n.lower(), n.upper())))
+    return f"list_has_any([{', '.join(columns)}], [{spellings}])"
 
 
 def _segments(con: duckdb.DuckDBPyConnection, columns: list[str], kind: Kind
               ) -> list[tuple[int, int, dict[str, str]]]:
     """(first row, last row, normalised field name → column) per header segment. A header
     is a row with the id field's name in one of its columns (exact spellings: cheap to find)."""
-    names = {f.sinch_name for lay in kind.layouts for f in lay.fields
-             if f.column == lay.id_column} | {kind.id_column}
-    spellings = ", ".join(sorted(repr(v) for n in names for v in (n, n.lower(), n.upper())))
-    is_header = f"list_has_any([{', '.join(columns)}], [{spellings}])"
-    headers = con.execute(f"SELECT n, {', '.join(columns)} FROM text WHERE {is_header} "
+    headers = con.execute(f"SELECT n, {', '.join(columns)} FROM text "
+                          f"WHERE {_is_header(columns, kind)} "
                           "ORDER BY n").fetchall()
     (last,) = con.execute("SELECT COALESCE(MAX(n), 0) FROM text").fetchone()
     if not headers:
