@@ -15,10 +15,12 @@ from cdr_workflow.layouts import VERIFICATION as VERIFICATION_LAYOUT
 
 @dataclass(frozen=True)
 class Dimension:
-    """A breakdown of a day's CDRs: a name and the SQL expression over the kind's table."""
+    """A breakdown of a day's CDRs: a name and the SQL expression over the kind's table, or
+    (`by_destination`) a property of the dialled number's destination by the numbering plan."""
 
     name: str
     sql: str
+    by_destination: str | None = None  # a `numbering.Destination` field
 
 
 @dataclass(frozen=True)
@@ -102,10 +104,12 @@ VOICE = Kind(
     kpi_dimensions=(ALL, Dimension("call_type", "call_type"),
                     Dimension("country", "to_country_id"),
                     Dimension("application_key", "application_key")),
-    signal_dimensions=(Dimension("country", "to_country_id"),
-                       Dimension("prefix", "SUBSTR(to_endpoint, 1, 4)")),
+    signal_dimensions=(
+        Dimension("destination_country", "to_endpoint", by_destination="region"),
+        Dimension("destination_type", "to_endpoint", by_destination="number_type")),
     flag_name="irsf_suspect",
-    flag_meaning="IRSF-like traffic",
+    flag_meaning="IRSF-like traffic (spikes to premium-rate and other high-cost ranges, or to a "
+                 "destination country with collapsing success)",
     product_column="call_type",
     rate_name="asr",
     cost_base="minutes",

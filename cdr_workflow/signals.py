@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from cdr_workflow.checks import CheckOutcome
 from cdr_workflow.kinds import Dimension, Kind
+from cdr_workflow.numbering import HIGH_COST_TYPES, PREFIX_CHARS, destination
 from cdr_workflow.warehouse import Warehouse, as_date
 from cdr_workflow.warehouse.tables import SIGNALS
 
@@ -44,10 +45,27 @@ class DaySignals:
 
 
 def signal_query(kind: Kind, dimension: Dimension) -> str:
-    """Volume and successes per day and dimension value over a window of days."""
+    """Volume and successes per day and dimension value over a window of days; by number
+    range (with an example number of it) when the value comes from the numbering plan."""
+    success = f"SUM(CASE WHEN result = '{kind.success_result}' THEN 1 ELSE 0 END)"
+    if dimension.by_destination:
+        return (f"SELECT cdr_date, SUBSTR({dimension.sql}, 1, {PREFIX_CHARS}), "
+                f"MIN({dimension.sql}), COUNT(*), {success} FROM {kind.table} "
+                "WHERE cdr_date BETWEEN ? AND ? GROUP BY 1, 2")
     return (f"SELECT cdr_date, COALESCE(CAST({dimension.sql} AS VARCHAR), 'unknown'), "
-            f"COUNT(*), SUM(CASE WHEN result = '{kind.success_result}' THEN 1 ELSE 0 END) "
-            f"FROM {kind.table} WHERE cdr_date BETWEEN ? AND ? GROUP BY 1, 2")
+            f"COUNT(*), {success} FROM {kind.table} WHERE cdr_date BETWEEN ? AND ? "
+            "GROUP BY 1, 2")
+
+
+def by_destination(rows: Iterable[tuple], field: str) -> list[tuple]:
+    """Rows per number range → rows per destination property (summed)."""
+    totals: dict[tuple, list[int]] = {}
+    for cdr_date, _, example, volume, successes in rows:
+        value = getattr(destination(example), field)
+        figures = totals.setdefault((cdr_date, value), [0, 0])
+        figures[0] += int(volume)
+        figures[1] += int(successes or 0)
+    return [(d, v, n, s) for (d, v), (n, s) in totals.items()]
 
 
 def signals(kind: Kind, dimension: str, day: dt.date, rows: Iterable[tuple],
@@ -67,8 +85,11 @@ def signals(kind: Kind, dimension: str, day: dt.date, rows: Iterable[tuple],
         rate = successes / volume if volume else 0.0
         spike = volume >= MIN_SIGNAL_VOLUME and volume >= SPIKE_FACTOR * max(median, 1)
         collapse = norm is not None and rate < COLLAPSE_FACTOR * norm
+        # revenue-share fraud answers its calls: to high-cost ranges a spike alone is enough
+        high_cost = value in HIGH_COST_TYPES
         out.append(Signal(dimension, value, volume, float(median), rate, norm,
-                          kind.flag_name if spike and collapse and history else None))
+                          kind.flag_name if spike and history and (collapse or high_cost)
+                          else None))
     return out
 
 
@@ -95,8 +116,12 @@ def compute_day_signals(warehouse: Warehouse, kind: Kind, day: dt.date) -> DaySi
     """Compute a day's signals, replace them in `cdr_signals_daily`, judge its volume."""
     first = day - dt.timedelta(days=TRAILING_DAYS)
     loaded = loaded_days(warehouse, kind, first, day)
-    found = [s for dim in kind.signal_dimensions for s in signals(
-        kind, dim.name, day, warehouse.query(signal_query(kind, dim), (first, day)), loaded)]
+    found = []
+    for dim in kind.signal_dimensions:
+        rows = warehouse.query(signal_query(kind, dim), (first, day))
+        if dim.by_destination:
+            rows = by_destination(rows, dim.by_destination)
+        found += signals(kind, dim.name, day, rows, loaded)
     warehouse.replace_rows(SIGNALS, {"kind": kind.name, "cdr_date": day}, SIGNALS.rows(
         [{"dimension": s.dimension, "dimension_value": s.value, "volume": s.volume,
           "trailing_median": s.trailing_median, "success_rate": s.success_rate,

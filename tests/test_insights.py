@@ -19,7 +19,7 @@ from cdr_workflow.kpis import kpi_queries, kpis
 from cdr_workflow.load import load_day
 from cdr_workflow.matching import Tolerances, match_records
 from cdr_workflow.settings import Settings
-from cdr_workflow.signals import signals
+from cdr_workflow.signals import by_destination, signals
 from cdr_workflow.sources import DEFAULT_FILE_PATTERN
 from cdr_workflow.sources.local import LocalSource
 
@@ -219,3 +219,23 @@ def test_the_daily_report_has_labelled_charts_from_zero_and_a_kpi_grid(tmp_path,
     headers = [h.strip() for h in grid[0].strip("|").split("|")]
     assert headers[:4] == ["dimension", "value", "attempts", "answered"] and "asr" in headers
     assert len(grid) - 2 == len({(r.split("|")[1], r.split("|")[2]) for r in grid[2:]})
+
+
+def test_calls_spiking_to_premium_rate_numbers_are_flagged_by_the_numbering_plan():
+    """Destinations by libphonenumber: +44 7… is a UK mobile, +44 90… UK premium rate."""
+    def day_rows(day: dt.date, mobile: int, premium: int) -> list[tuple]:
+        rows = [(day, "+447911", "+447911123456", mobile, int(mobile * 0.8))]
+        if premium:
+            rows.append((day, "+449090", "+449090123456", premium, premium))  # all answered
+        return rows
+
+    history = [r for i in range(1, 8) for r in day_rows(D21 - dt.timedelta(days=i), 100, 2)]
+    loaded = {D21 - dt.timedelta(days=i) for i in range(8)}
+    quiet = by_destination(history + day_rows(D21, 100, 2), "number_type")
+    assert [s.flag for s in signals(VOICE, "destination_type", D21, quiet, loaded)] == [
+        None, None]
+    pumped = by_destination(history + day_rows(D21, 100, 150), "number_type")
+    flagged = {s.value: s.flag for s in signals(VOICE, "destination_type", D21, pumped, loaded)}
+    assert flagged == {"mobile": None, "premium_rate": "irsf_suspect"}
+    countries = {d: v for d, v, *_ in by_destination(day_rows(D21, 1, 1), "region")}
+    assert countries == {D21: "GB"}
