@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import phonenumbers
 
-PREFIX_CHARS = 6  # "+" and 5 digits: enough to tell country and number range apart
+PREFIX_CHARS = 5  # "+" and 4 digits: the country code and the first digits of its ranges
 HIGH_COST_TYPES = frozenset({"premium_rate", "shared_cost", "uan", "personal_number"})
 _TYPE_NAMES = {value: name.lower() for name, value in vars(phonenumbers.PhoneNumberType).items()
                if isinstance(value, int)}
@@ -30,14 +30,12 @@ UNKNOWN = Destination("unknown", "unknown", "unknown")
 def destination(number: str | None) -> Destination:
     """The destination of a number in international form; numbers of one range (the same first
     digits) are looked up once."""
-    if not number or not number.startswith("+"):
-        return UNKNOWN
-    prefix = number[:PREFIX_CHARS]
+    prefix = number[:PREFIX_CHARS] if number else ""
     found = _RANGES.get(prefix)
     if found is None:
         if len(_RANGES) > MAX_RANGES:
             _RANGES.clear()
-        found = _RANGES[prefix] = _look_up(number)
+        found = _RANGES[prefix] = _look_up(number or "")
     return found
 
 
@@ -46,6 +44,8 @@ MAX_RANGES = 200_000
 
 
 def _look_up(example: str) -> Destination:
+    if not example.startswith("+"):
+        return UNKNOWN
     try:
         parsed = phonenumbers.parse(example, None)
     except phonenumbers.NumberParseException:

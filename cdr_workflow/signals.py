@@ -57,15 +57,18 @@ def signal_query(kind: Kind, dimension: Dimension) -> str:
             "GROUP BY 1, 2")
 
 
-def by_destination(rows: Iterable[tuple], field: str) -> list[tuple]:
-    """Rows per number range → rows per destination property (summed)."""
-    totals: dict[tuple, list[int]] = {}
+def by_destination(rows: list[tuple], *fields: str) -> dict[str, list[tuple]]:
+    """Rows per number range → per destination property (summed), for each of `fields`, in
+    one pass."""
+    totals: dict[str, dict[tuple, list[int]]] = {f: {} for f in fields}
     for cdr_date, _, example, volume, successes in rows:
-        value = getattr(destination(example), field)
-        figures = totals.setdefault((cdr_date, value), [0, 0])
-        figures[0] += int(volume)
-        figures[1] += int(successes or 0)
-    return [(d, v, n, s) for (d, v), (n, s) in totals.items()]
+        where = destination(example)
+        for f in fields:
+            figures = totals[f].setdefault((cdr_date, getattr(where, f)), [0, 0])
+            figures[0] += volume
+            figures[1] += successes or 0
+    return {f: [(d, v, n, s) for (d, v), (n, s) in by_value.items()]
+            for f, by_value in totals.items()}
 
 
 def signals(kind: Kind, dimension: str, day: dt.date, rows: Iterable[tuple],
@@ -117,11 +120,17 @@ def compute_day_signals(warehouse: Warehouse, kind: Kind, day: dt.date) -> DaySi
     first = day - dt.timedelta(days=TRAILING_DAYS)
     loaded = loaded_days(warehouse, kind, first, day)
     found = []
-    for dim in kind.signal_dimensions:
-        rows = warehouse.query(signal_query(kind, dim), (first, day))
-        if dim.by_destination:
-            rows = by_destination(rows, dim.by_destination)
-        found += signals(kind, dim.name, day, rows, loaded)
+    plain = [d for d in kind.signal_dimensions if not d.by_destination]
+    for dim in plain:
+        found += signals(kind, dim.name, day,
+                         warehouse.query(signal_query(kind, dim), (first, day)), loaded)
+    numbered = [d for d in kind.signal_dimensions if d.by_destination]
+    if numbered:  # one query and one pass for every property of the destination
+        per_field = by_destination(warehouse.query(signal_query(kind, numbered[0]),
+                                                   (first, day)),
+                                   *(d.by_destination for d in numbered))
+        found += [s for dim in numbered for s in signals(
+            kind, dim.name, day, per_field[dim.by_destination], loaded)]
     warehouse.replace_rows(SIGNALS, {"kind": kind.name, "cdr_date": day}, SIGNALS.rows(
         [{"dimension": s.dimension, "dimension_value": s.value, "volume": s.volume,
           "trailing_median": s.trailing_median, "success_rate": s.success_rate,

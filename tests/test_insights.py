@@ -231,11 +231,11 @@ def test_calls_spiking_to_premium_rate_numbers_are_flagged_by_the_numbering_plan
 
     history = [r for i in range(1, 8) for r in day_rows(D21 - dt.timedelta(days=i), 100, 2)]
     loaded = {D21 - dt.timedelta(days=i) for i in range(8)}
-    quiet = by_destination(history + day_rows(D21, 100, 2), "number_type")
+    quiet = by_destination(history + day_rows(D21, 100, 2), "number_type")["number_type"]
     assert [s.flag for s in signals(VOICE, "destination_type", D21, quiet, loaded)] == [
         None, None]
-    pumped = by_destination(history + day_rows(D21, 100, 150), "number_type")
+    pumped = by_destination(history + day_rows(D21, 100, 150), "number_type")["number_type"]
     flagged = {s.value: s.flag for s in signals(VOICE, "destination_type", D21, pumped, loaded)}
     assert flagged == {"mobile": None, "premium_rate": "irsf_suspect"}
-    countries = {d: v for d, v, *_ in by_destination(day_rows(D21, 1, 1), "region")}
+    countries = {d: v for d, v, *_ in by_destination(day_rows(D21, 1, 1), "region")["region"]}
     assert countries == {D21: "GB"}

@@ -33,9 +33,14 @@ sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
 
 @pytest.fixture(scope="module")
-def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def ui_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ui")
+
+
+@pytest.fixture(scope="module")
+def dagster_ui(ui_root: Path) -> Iterator[str]:
     """`dg dev` on a free port, with its own DAGSTER_HOME, drop folder and warehouse."""
-    root = tmp_path_factory.mktemp("ui")
+    root = ui_root
     home = root / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text(
@@ -94,7 +99,7 @@ def backfill_figures(text: str, asset: str) -> list[int]:
     return [int(n) for n in lines[at + 1:at + 5]]
 
 
-def test_asset_graph_backfill_failed_day_and_report(page):
+def test_asset_graph_backfill_failed_day_and_report(page, ui_root):
     page.goto("/asset-groups")
     page.get_by_text("verification", exact=True).first.wait_for()
     page.get_by_text("voice", exact=True).first.wait_for()
@@ -152,3 +157,13 @@ def test_asset_graph_backfill_failed_day_and_report(page):
     report.get_by_text(f"Voice CDRs, {DAYS[-1]}").wait_for()
     report.get_by_text("Amounts (file vs warehouse, exact)").wait_for()
     shot(page, "6-reconciliation-report")
+
+    # the day's checks, each with a description; the daily HTML report, as a browser opens it
+    page.goto("/assets/voice_cdrs?view=checks")
+    page.get_by_text("key_columns_present").first.wait_for()
+    page.get_by_text("amounts_match_file").first.wait_for()
+    shot(page, "7-checks")
+    html = sorted((ui_root / "reports" / "voice").glob("*.html"))[-1]
+    page.goto(html.as_uri())
+    page.get_by_text("Cost per day, by currency").first.wait_for()
+    shot(page, "8-daily-html-report")
