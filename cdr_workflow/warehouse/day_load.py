@@ -199,6 +199,9 @@ class DayLoad:
         was re-delivered without it) is loaded again: a call is in the warehouse once,
         whatever the order of deliveries. The other day's ledger is updated to match."""
         table, held, key = self.table.name, self.held.name, self.kind.id_column
+        if not self._run(f"SELECT 1 FROM {held} WHERE cdr_date <> ? LIMIT 1", (self.day,)):
+            self.restored = 0
+            return  # nothing held on other days: the common case costs one look
         restored = self._run(f"""SELECT cdr_date, source_file, source_line FROM (
               SELECT cdr_date, source_file, source_line, ROW_NUMBER() OVER (
                 PARTITION BY {key} ORDER BY cdr_date, source_file, source_line) AS copy_number
