@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cdr_workflow.demo import write_day
 from cdr_workflow.header import SchemaDrift
+from cdr_workflow.kinds import KIND_NAMES
 from cdr_workflow.reader import CdrFileError, read_cdr_file
 from cdr_workflow.settings import Settings, SettingsError
 
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     check_cmd = commands.add_parser("validate", help="read one file, report valid and rejected "
                                     "lines; the warehouse is not touched")
     check_cmd.add_argument("file", type=Path)
-    check_cmd.add_argument("--kind", choices=["verification", "voice"])
+    check_cmd.add_argument("--kind", choices=KIND_NAMES)
     check_cmd.add_argument("--strict", action="store_true",
                            help="exit 3 when any line is rejected")
     args = parser.parse_args(argv)
