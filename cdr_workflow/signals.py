@@ -119,18 +119,20 @@ def compute_day_signals(warehouse: Warehouse, kind: Kind, day: dt.date) -> DaySi
     """Compute a day's signals, replace them in `cdr_signals_daily`, judge its volume."""
     first = day - dt.timedelta(days=TRAILING_DAYS)
     loaded = loaded_days(warehouse, kind, first, day)
-    found = []
-    plain = [d for d in kind.signal_dimensions if not d.by_destination]
-    for dim in plain:
-        found += signals(kind, dim.name, day,
-                         warehouse.query(signal_query(kind, dim), (first, day)), loaded)
+    # today from the CDRs; the days before from their stored signals, so a day's cost does
+    # not grow with the window (every value a day had is stored with its volume)
+    today: dict[str, list[tuple]] = {}
+    for dim in kind.signal_dimensions:
+        if not dim.by_destination:
+            today[dim.name] = warehouse.query(signal_query(kind, dim), (day, day))
     numbered = [d for d in kind.signal_dimensions if d.by_destination]
     if numbered:  # one query and one pass for every property of the destination
-        per_field = by_destination(warehouse.query(signal_query(kind, numbered[0]),
-                                                   (first, day)),
+        per_field = by_destination(warehouse.query(signal_query(kind, numbered[0]), (day, day)),
                                    *(d.by_destination for d in numbered))
-        found += [s for dim in numbered for s in signals(
-            kind, dim.name, day, per_field[dim.by_destination], loaded)]
+        today |= {d.name: per_field[d.by_destination] for d in numbered}
+    found = [s for dim in kind.signal_dimensions for s in signals(
+        kind, dim.name, day, _history(warehouse, kind, dim.name, first, day) + today[dim.name],
+        loaded)]
     warehouse.replace_rows(SIGNALS, {"kind": kind.name, "cdr_date": day}, SIGNALS.rows(
         [{"dimension": s.dimension, "dimension_value": s.value, "volume": s.volume,
           "trailing_median": s.trailing_median, "success_rate": s.success_rate,
@@ -141,6 +143,15 @@ def compute_day_signals(warehouse: Warehouse, kind: Kind, day: dt.date) -> DaySi
         "GROUP BY 1", (first, day))}
     totals = {d: totals.get(d, 0) for d in loaded | {day}}  # a loaded day with no rows is 0
     return DaySignals(found, *volume_anomaly(day, totals))
+
+
+def _history(warehouse: Warehouse, kind: Kind, dimension: str, first: dt.date, day: dt.date
+             ) -> list[tuple]:
+    """(day, value, volume, successes) of the days before, from `cdr_signals_daily`."""
+    return [(d, v, int(n), round(float(rate) * int(n))) for d, v, n, rate in warehouse.query(
+        "SELECT cdr_date, dimension_value, volume, success_rate FROM cdr_signals_daily "
+        "WHERE kind = ? AND dimension = ? AND cdr_date >= ? AND cdr_date < ?",
+        (kind.name, dimension, first, day))]
 
 
 def signal_checks(day_signals: DaySignals) -> list[CheckOutcome]:
