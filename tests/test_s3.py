@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 
 import dagster as dg
@@ -19,6 +20,15 @@ from cdr_workflow.warehouse import open_warehouse
 
 pytestmark = pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
 DAY = dt.date(2026, 11, 21)
+
+
+def local_records(tmp_path) -> int:
+    """Records of the voice files uploaded, by Python's own csv reader (less each header)."""
+    total = 0
+    for path in (tmp_path / "staging").rglob("voice_*.csv"):
+        with path.open(newline="", encoding="utf-8") as f:
+            total += sum(1 for row in csv.reader(f, delimiter=";") if row) - 1
+    return total
 
 
 def upload_day(proxy, tmp_path, day: dt.date, rows: int = 20) -> list[str]:
@@ -75,7 +85,7 @@ def test_transient_500s_are_retried_and_the_load_succeeds(s3_env, s3_settings, t
     cdr = CdrWorkflow(s3_settings)
     s3_env.faults.errors_left = 3
     result = load_day(cdr.source, cdr.warehouse, VOICE, DAY, "run-1")
-    assert result.rows_read == 81 and s3_env.faults.errors_left == 0
+    assert result.rows_read == local_records(tmp_path) and s3_env.faults.errors_left == 0
 
 
 def test_a_body_cut_off_mid_stream_resumes_from_the_last_byte(s3_env, s3_settings, tmp_path):  # noqa: F811
@@ -84,7 +94,7 @@ def test_a_body_cut_off_mid_stream_resumes_from_the_last_byte(s3_env, s3_setting
     s3_env.faults.cut_bodies_left = 2
     result = load_day(cdr.source, cdr.warehouse, VOICE, DAY, "run-1")
     assert s3_env.faults.cut_bodies_left == 0
-    assert result.rows_read == 4 * 2000 + 1
+    assert result.rows_read == local_records(tmp_path)  # every record of the uploaded files
 
 
 def test_a_server_that_stays_down_fails_clearly_and_loads_nothing(

@@ -40,8 +40,15 @@ def counts(warehouse) -> tuple[int, int, int]:
 
 def test_tables_are_created_on_first_use_with_exact_types(warehouse):
     warehouse.ensure_tables()
-    write_rows = warehouse.query("SELECT COUNT(*) FROM verification_cdrs")
-    assert write_rows == [(0,)]
+    assert warehouse.query("SELECT COUNT(*) FROM verification_cdrs") == [(0,)]
+    types = {name: (kind.lower(), precision, scale) for name, kind, precision, scale in
+             warehouse.query("SELECT column_name, data_type, numeric_precision, numeric_scale "
+                             "FROM information_schema.columns WHERE table_name = 'voice_cdrs'")}
+    assert types["amount"][0].startswith(("decimal", "numeric")) and types["amount"][1:] == (
+        18, 6), "amounts are exact decimals, never floats"
+    assert types["call_time"][0] == "timestamp with time zone"
+    assert types["duration"][0] == "bigint" and types["cdr_date"][0] == "date"
+    assert types["call_id"][0] in ("varchar", "character varying")
 
 
 def test_reloading_a_day_leaves_exactly_one_copy(warehouse, source):
