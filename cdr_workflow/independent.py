@@ -65,7 +65,7 @@ def _single_segment(con: duckdb.DuckDBPyConnection, source: str, path: Path,
     header = {_norm(f): columns[i] for i, f in enumerate(first)}
     has_header = bool(set(header) & _id_names(kind))
     where = header if has_header else _positional(kind, columns)
-    if not {"amount", "currency", "applicationkey"} <= set(where):
+    if "amount" not in where:
         return {}
     # any header line puts some field's name where the first one has the id
     id_column = next((where[n] for n in _id_names(kind) if n in where), None)
@@ -82,7 +82,7 @@ def _single_segment(con: duckdb.DuckDBPyConnection, source: str, path: Path,
 
 def _sums(con: duckdb.DuckDBPyConnection, rows: str, params: list, where: dict[str, str]
           ) -> list[tuple[AmountKey, Decimal]]:
-    if not {"amount", "currency", "applicationkey"} <= set(where):
+    if "amount" not in where:
         return []
     return [((cur, app), total) for cur, app, total in _grouped(con, rows, params, where)
             if total is not None]
@@ -91,7 +91,9 @@ def _sums(con: duckdb.DuckDBPyConnection, rows: str, params: list, where: dict[s
 def _grouped(con: duckdb.DuckDBPyConnection, rows: str, params: list, where: dict[str, str],
              more: str = "") -> list[tuple]:
     """Amount totals per currency × application key (and `more` aggregates) of `rows`."""
-    amount, currency, key = (where[n] for n in ("amount", "currency", "applicationkey"))
+    # a file without the Currency or ApplicationKey column loads them as NULL: so here too
+    amount, currency, key = (where.get(n, "NULL") for n in ("amount", "currency",
+                                                           "applicationkey"))
     return con.execute(
         f"SELECT NULLIF(TRIM({currency}), ''), NULLIF({key}, ''), "
         f"SUM(TRY_CAST(REPLACE(TRIM({amount}), ',', '.') AS DECIMAL(38, 6))){more} "

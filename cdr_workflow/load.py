@@ -134,13 +134,14 @@ def load_day(
 def accepted_text_amounts(text: Path, rejected: list[str], kind: Kind
                           ) -> dict[AmountKey, Decimal]:
     """What the file's text holds for the lines the reader accepted, by DuckDB's reading:
-    all of the text less the rejected lines (read below the file's first line, so by its
-    header)."""
+    all of the text less the rejected lines, read below the file's first line that is not
+    blank (its header; a first record is left out again). A rejected line below a header met
+    again mid-file is read by the first header's columns."""
     total = text_amounts(text, kind)
     if not rejected or not total:
         return total
     with text.open("rb") as f:
-        first = f.readline()
+        first = next((line for line in f if line.strip()), b"")  # the header, if any
     lines = text.with_name(f"{text.stem}-rejected.csv")
     lines.write_bytes(first + "".join(f"{line}\n" for line in rejected).encode())
     for key, amount in text_amounts(lines, kind, skip_first_record=True).items():

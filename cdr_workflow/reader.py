@@ -180,15 +180,18 @@ def _split_at_headers(buf: bytes, records: Records, kind: Kind, source: str,
 
 
 def raw_text(record: bytes, encoding: str = "utf-8") -> str:
-    """A rejected line as text that any warehouse can store: a NUL byte is written `\\x00`,
-    bytes that are not UTF-8 are read as Latin-1 so none is dropped."""
+    """A rejected line as text that any warehouse can store: a NUL byte is written `\\x00`;
+    pass `latin-1` for bytes that are not UTF-8, so none is dropped."""
     return record.decode(encoding, errors="replace").rstrip("\r").replace("\x00", "\\x00")
 
 
 def _read_block(buf: bytes, records: Records, column_map: ColumnMap) -> Chunk:
     starts, ends, lines = records.starts, records.ends, records.lines
-    strings = _parse_fast(buf[int(starts[0]):int(ends[-1])], len(starts), column_map.width,
-                          records.quoted_newlines, int((ends - starts).max()))
+    strings = None  # with broken quoting, only the strict parser reads every record alike
+    if records.well_formed:
+        strings = _parse_fast(buf[int(starts[0]):int(ends[-1])], len(starts),
+                              column_map.width, records.quoted_newlines,
+                              int((ends - starts).max()))
     rejects: list[Reject] = []
     if strings is None:
         strings, kept, rejects = _parse_slow(buf, starts, ends, lines, column_map.width)

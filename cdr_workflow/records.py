@@ -2,7 +2,7 @@
 
 A newline ends a record unless it is inside a quoted field, one that starts with `"` (a `"`
 anywhere else is a literal character). Well-formed quoting is found by quote parity, with
-numpy; only blocks with stray quotes are walked quote by quote.
+numpy; blocks with stray or broken quotes are walked quote by quote.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-NEWLINE, QUOTE, DELIMITER_BYTE = 0x0A, 0x22, 0x3B
+NEWLINE, QUOTE, DELIMITER_BYTE, CARRIAGE_RETURN = 0x0A, 0x22, 0x3B, 0x0D
 
 
 class Records(NamedTuple):
@@ -21,6 +21,7 @@ class Records(NamedTuple):
     consumed: int  # bytes of the buffer that hold whole records
     newlines: int  # newlines within those bytes
     quoted_newlines: bool  # some record holds a line break inside quotes
+    well_formed: bool  # every quote opens, closes or escapes: a lenient parser reads it right
 
 
 def slice_records(records: Records, begin: int, end: int) -> Records:
@@ -34,9 +35,9 @@ def find_records(buf: bytes, final: bool, newlines_before: int, width: int | Non
     field (one that starts with `"`; a `"` anywhere else is a literal character)."""
     arr = np.frombuffer(buf, dtype=np.uint8)
     newlines = np.flatnonzero(arr == NEWLINE)
-    boundaries, pending = newlines, len(buf)
+    boundaries, pending, well_formed = newlines, len(buf), True
     if b'"' in buf:
-        boundaries, pending = _unquoted_newlines(buf, arr, newlines, final, width)
+        boundaries, pending, well_formed = _unquoted_newlines(buf, arr, newlines, final, width)
     ends = boundaries
     consumed = int(boundaries[-1]) + 1 if len(boundaries) else 0
     if final and consumed < len(buf):
@@ -53,11 +54,11 @@ def find_records(buf: bytes, final: bool, newlines_before: int, width: int | Non
     starts, ends = starts[keep], ends[keep]
     lines = newlines_before + np.searchsorted(newlines, starts) + 1
     return Records(starts, ends, lines, consumed, int(np.searchsorted(newlines, consumed)),
-                   len(boundaries) != len(newlines))
+                   len(boundaries) != len(newlines), well_formed)
 
 
 def _unquoted_newlines(buf: bytes, arr: np.ndarray, newlines: np.ndarray, final: bool,
-                       width: int | None) -> tuple[np.ndarray, int]:
+                       width: int | None) -> tuple[np.ndarray, int, bool]:
     """(the newlines outside quoted fields, the offset where an unfinished quoted field starts
     or len(buf)).
 
@@ -67,7 +68,7 @@ def _unquoted_newlines(buf: bytes, arr: np.ndarray, newlines: np.ndarray, final:
     """
     quotes = np.flatnonzero(arr == QUOTE)
     if _well_formed(arr, quotes):  # the common case: quote parity says the same, vectorised
-        return newlines[(np.searchsorted(quotes, newlines) & 1) == 0], len(buf)
+        return newlines[(np.searchsorted(quotes, newlines) & 1) == 0], len(buf), True
     inside_from: list[int] = []
     inside_to: list[int] = []
     pending = len(buf)
@@ -97,25 +98,32 @@ def _unquoted_newlines(buf: bytes, arr: np.ndarray, newlines: np.ndarray, final:
         inside_to.append(closing)
         i += 1
     if not inside_from:
-        return newlines, pending
+        return newlines, pending, False
     starts, stops = np.array(inside_from), np.array(inside_to)
     span = np.searchsorted(starts, newlines, side="right") - 1
     inside = (span >= 0) & (newlines < stops[np.maximum(span, 0)])
-    return newlines[~inside], pending
+    return newlines[~inside], pending, False
 
 
 def _well_formed(arr: np.ndarray, quotes: np.ndarray) -> bool:
     """Whether every quote is where well-formed quoting puts it, so that plain parity finds
-    the quoted fields: an even count, and each quote at an even position opens a field (after
-    `;`, a line break or at the start) or is the second of an escaped pair."""
+    the quoted fields: an even count; each quote at an even position opens a field (after `;`,
+    a line break or at the start) or is the second of an escaped pair; each at an odd position
+    closes its field (before `;`, a line break or the end) or is the first of an escaped pair.
+    Broken quotes (two unclosed ones would pair up) fail this and are walked one by one."""
     if len(quotes) % 2:
         return False
-    even = quotes[0::2]
+    even, odd = quotes[0::2], quotes[1::2]
     before = arr[np.maximum(even - 1, 0)]
     opens = (even == 0) | (before == DELIMITER_BYTE) | (before == NEWLINE)
     escaped = np.zeros(len(even), dtype=bool)
-    escaped[1:] = even[1:] - 1 == quotes[1::2][:len(even) - 1]
-    return bool(np.all(opens | escaped))
+    escaped[1:] = even[1:] - 1 == odd[:len(even) - 1]
+    after = arr[np.minimum(odd + 1, len(arr) - 1)]
+    closes = ((odd + 1 == len(arr)) | (after == DELIMITER_BYTE) | (after == NEWLINE)
+              | (after == CARRIAGE_RETURN))
+    escaping = np.zeros(len(odd), dtype=bool)
+    escaping[:-1] = odd[:-1] + 1 == even[1:]
+    return bool(np.all(opens | escaped) and np.all(closes | escaping))
 
 
 def _complete_line_after(buf: bytes, newlines: np.ndarray, index: int, width: int | None

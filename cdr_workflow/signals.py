@@ -130,9 +130,13 @@ def compute_day_signals(warehouse: Warehouse, kind: Kind, day: dt.date) -> DaySi
         per_field = by_destination(warehouse.query(signal_query(kind, numbered[0]), (day, day)),
                                    *(d.by_destination for d in numbered))
         today |= {d.name: per_field[d.by_destination] for d in numbered}
+    # the trailing days that have stored signals: a day without them is not history of zeros
+    with_signals = {as_date(d) for (d,) in warehouse.query(
+        "SELECT DISTINCT cdr_date FROM cdr_signals_daily WHERE kind = ? AND cdr_date >= ? "
+        "AND cdr_date < ?", (kind.name, first, day))}
     found = [s for dim in kind.signal_dimensions for s in signals(
         kind, dim.name, day, _history(warehouse, kind, dim.name, first, day) + today[dim.name],
-        loaded)]
+        (loaded & with_signals) | {day})]
     warehouse.replace_rows(SIGNALS, {"kind": kind.name, "cdr_date": day}, SIGNALS.rows(
         [{"dimension": s.dimension, "dimension_value": s.value, "volume": s.volume,
           "trailing_median": s.trailing_median, "success_rate": s.success_rate,

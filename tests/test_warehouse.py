@@ -15,6 +15,7 @@ from cdr_workflow.kinds import VOICE
 from cdr_workflow.load import load_day
 from cdr_workflow.sources import DEFAULT_FILE_PATTERN, NoFileError
 from cdr_workflow.sources.local import LocalSource
+from cdr_workflow.warehouse.day_load import decode_amounts
 
 DAY = dt.date(2026, 11, 21)
 
@@ -176,6 +177,11 @@ def test_a_call_is_in_the_warehouse_once_whatever_the_order_of_deliveries(wareho
     assert warehouse.query(
         "SELECT cdr_date, rows_read, rows_loaded, rows_rejected FROM cdr_files "
         "ORDER BY cdr_date") == [(d20, 1, 1, 0), (DAY, 2, 2, 0)]
+    (((ledger,),)) = warehouse.query("SELECT amount_totals FROM cdr_files WHERE cdr_date = ?",
+                                     (DAY,))
+    ((table_total,),) = warehouse.query("SELECT SUM(amount) FROM voice_cdrs WHERE cdr_date = ?",
+                                        (DAY,))
+    assert sum(decode_amounts(ledger).values()) == Decimal(str(table_total))  # money came back
 
 
 def test_a_duplicate_across_the_day_s_files_names_its_original_and_keeps_its_text(

@@ -73,7 +73,6 @@ class DayLoad:
         self.table, self.held = table_of(kind), HELD_TABLES[kind.name]
         self.files: list[FileLoad] = []
         self.raw_lines: RawLines | None = None  # set by the loader: file, lines → their text
-        self.restored = 0
         self._amounts: dict[str, dict[AmountKey, Decimal]] = {}
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
@@ -200,7 +199,6 @@ class DayLoad:
         whatever the order of deliveries. The other day's ledger is updated to match."""
         table, held, key = self.table.name, self.held.name, self.kind.id_column
         if not self._run(f"SELECT 1 FROM {held} WHERE cdr_date <> ? LIMIT 1", (self.day,)):
-            self.restored = 0
             return  # nothing held on other days: the common case costs one look
         restored = self._run(f"""SELECT cdr_date, source_file, source_line FROM (
               SELECT cdr_date, source_file, source_line, ROW_NUMBER() OVER (
@@ -211,14 +209,28 @@ class DayLoad:
         for cdr_date, source_file, line in restored:
             where = "cdr_date = ? AND source_file = ? AND source_line = ?"
             params = (cdr_date, source_file, line)
+            money = self._run(f"SELECT currency, application_key, amount FROM {held} "
+                              f"WHERE {where}", params) if self.kind.has_amounts else []
             self._run(f"INSERT INTO {table} SELECT {columns} FROM {held} WHERE {where}", params)
             self._run(f"DELETE FROM {held} WHERE {where}", params)
             self._run(f"DELETE FROM cdr_rejects WHERE kind = ? AND {where}",
                       (self.kind.name, *params))
-            self._run("UPDATE cdr_files SET rows_loaded = rows_loaded + 1, "
-                      "rows_rejected = rows_rejected - 1 WHERE kind = ? AND cdr_date = ? "
-                      "AND source_file = ?", (self.kind.name, cdr_date, source_file))
-        self.restored = len(restored)
+            self._count_restored(cdr_date, source_file, money)
+
+    def _count_restored(self, cdr_date: object, source_file: str, money: list[tuple]) -> None:
+        """The restored copy's day: one more row loaded, one fewer rejected, its money back."""
+        ((text,),) = self._run("SELECT amount_totals FROM cdr_files WHERE kind = ? AND "
+                               "cdr_date = ? AND source_file = ?",
+                               (self.kind.name, cdr_date, source_file)) or ((None,),)
+        totals = decode_amounts(text)
+        for currency, app_key, amount in money:
+            if amount is not None:
+                totals[(currency, app_key)] = (totals.get((currency, app_key), Decimal(0))
+                                               + Decimal(str(amount)))
+        self._run("UPDATE cdr_files SET rows_loaded = rows_loaded + 1, "
+                  "rows_rejected = rows_rejected - 1, amount_totals = ? WHERE kind = ? "
+                  "AND cdr_date = ? AND source_file = ?",
+                  (encode_amounts(totals), self.kind.name, cdr_date, source_file))
 
     def _write_ledger(self, file: FileLoad) -> FileLoad:
         (loaded,), = self._run(

@@ -111,6 +111,11 @@ CASES: dict[str, tuple[bytes, dict]] = {
     "voice_unterminated_quote_2026-11-21.csv": (  # costs its own record, not the lines after
         lines(row("c1"), row("c2", Custom='"never closed'), row("c3")),
         bad(2, "malformed quoting")),
+    "voice_two_unterminated_quotes_2026-11-21.csv": (  # two broken quotes never pair up
+        lines(row("c1", Custom='"never closed'), row("c2"), row("c3"),
+              row("c4", Custom='"again')), bad(2, "malformed quoting", "malformed quoting")),
+    "voice_text_after_closing_quote_2026-11-21.csv": (  # rejected alone, whatever its block
+        lines(row("c1"), row("c2", Custom='"a"b')), bad(1, "malformed quoting")),
     "voice_stray_quote_mid_field_2026-11-21.csv": (  # only a field starting with " is quoted
         lines(row("c1"), row("c2", Custom='size=5" screen'), row("c3"), row("c4")), ok(4)),
     "voice_header_again_mid_file_2026-11-21.csv": (  # two exports, other column orders
