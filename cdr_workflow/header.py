@@ -54,7 +54,8 @@ class ColumnMap:
     drift: SchemaDrift = SchemaDrift()
 
 
-def _normalise(name: str) -> str:
+def normalise(name: str) -> str:
+    """A field name as written in any case or spelling: `CallId`, `call_id`, `CALL ID`."""
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
@@ -71,7 +72,7 @@ def resolve_columns(
 ) -> tuple[ColumnMap, int]:
     """Work out the layout and column positions from the first record. Returns (map, skip)."""
     fields = _split(first_record)
-    names = [_normalise(f) for f in fields]
+    names = [normalise(f) for f in fields]
     if header is None:
         header = _looks_like_header(names, kind)
     if header:
@@ -80,8 +81,8 @@ def resolve_columns(
 
 
 def _known_names(kind: Kind) -> set[str]:
-    return ({_normalise(f.sinch_name) for lay in kind.layouts for f in lay.fields}
-            | {_normalise(f.column) for lay in kind.layouts for f in lay.fields})
+    return ({normalise(f.sinch_name) for lay in kind.layouts for f in lay.fields}
+            | {normalise(f.column) for lay in kind.layouts for f in lay.fields})
 
 
 def _looks_like_header(names: list[str], kind: Kind) -> bool:
@@ -91,7 +92,7 @@ def _looks_like_header(names: list[str], kind: Kind) -> bool:
 
 def is_header(record: bytes, kind: Kind) -> bool:
     """Whether a record is a header line (met again mid-file in concatenated exports)."""
-    return _looks_like_header([_normalise(f) for f in _split(record)], kind)
+    return _looks_like_header([normalise(f) for f in _split(record)], kind)
 
 
 def header_openings(kind: Kind) -> np.ndarray:
@@ -106,8 +107,8 @@ def header_openings(kind: Kind) -> np.ndarray:
 
 def _named_layout(source: str, kind: Kind) -> Layout | None:
     """The layout the file's name gives (`voice_phone_originated_…`), if it names one."""
-    name = _normalise(source.rsplit("/", 1)[-1])
-    named = [lay for lay in kind.layouts if _normalise(lay.name) in name]
+    name = normalise(source.rsplit("/", 1)[-1])
+    named = [lay for lay in kind.layouts if normalise(lay.name) in name]
     return named[0] if len(named) == 1 and len(kind.layouts) > 1 else None
 
 
@@ -132,10 +133,10 @@ def _map_header(fields: list[str], names: list[str], source: str, kind: Kind, li
 
 def _drift(layout: Layout, positions: dict[str, int], unknown: list[str]) -> SchemaDrift:
     missing = [f.sinch_name for f in layout.fields if f.column not in positions]
-    by_name = {_normalise(m): m for m in missing}
+    by_name = {normalise(m): m for m in missing}
     renames = {}
     for column in unknown:
-        close = difflib.get_close_matches(_normalise(column), list(by_name), n=1, cutoff=0.6)
+        close = difflib.get_close_matches(normalise(column), list(by_name), n=1, cutoff=0.6)
         if close:
             renames[column] = by_name[close[0]]
     return SchemaDrift(tuple(missing), tuple(unknown), renames)
@@ -143,15 +144,15 @@ def _drift(layout: Layout, positions: dict[str, int], unknown: list[str]) -> Sch
 
 def _layout_names(layout: Layout) -> dict[str, str]:
     """Accepted header spellings (Sinch name or snake_case, any case) → column."""
-    names = {_normalise(f.sinch_name): f.column for f in layout.fields}
-    names.update({_normalise(f.column): f.column for f in layout.fields})
+    names = {normalise(f.sinch_name): f.column for f in layout.fields}
+    names.update({normalise(f.column): f.column for f in layout.fields})
     return names
 
 
 def _map_positional(width: int, source: str, kind: Kind, line: int) -> ColumnMap:
     candidates = [lay for lay in kind.layouts if len(lay.fields) == width]
     if len(candidates) > 1:  # app-app and SIP-terminated both have 10 fields
-        named = [lay for lay in candidates if lay.name.replace("_", "") in _normalise(source)]
+        named = [lay for lay in candidates if lay.name.replace("_", "") in normalise(source)]
         candidates = named or candidates
     if len(candidates) != 1:
         widths = sorted({len(lay.fields) for lay in kind.layouts})

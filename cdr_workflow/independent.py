@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from cdr_workflow.header import normalise
 from cdr_workflow.kinds import Kind
 from cdr_workflow.warehouse.day_load import AmountKey
 
@@ -62,7 +63,7 @@ def _single_segment(con: duckdb.DuckDBPyConnection, source: str, path: Path,
     """The totals in one scan, by the first line's header (or by position without one); None
     when more header lines are met, so the file must be read segment by segment."""
     first = _first_fields(path)
-    header = {_norm(f): columns[i] for i, f in enumerate(first)}
+    header = {normalise(f): columns[i] for i, f in enumerate(first)}
     has_header = bool(set(header) & _id_names(kind))
     where = header if has_header else _positional(kind, columns)
     if "amount" not in where:
@@ -119,8 +120,8 @@ def _first_fields(path: Path) -> list[str]:
 
 
 def _id_names(kind: Kind) -> set[str]:
-    return {_norm(f.sinch_name) for lay in kind.layouts for f in lay.fields
-            if f.column == lay.id_column} | {_norm(kind.id_column)}
+    return {normalise(f.sinch_name) for lay in kind.layouts for f in lay.fields
+            if f.column == lay.id_column} | {normalise(kind.id_column)}
 
 
 def _is_header(columns: list[str], kind: Kind) -> str:
@@ -142,7 +143,7 @@ def _segments(con: duckdb.DuckDBPyConnection, columns: list[str], kind: Kind
     if not headers:
         return [(1, last, _positional(kind, columns))]
     bounds = [h[0] for h in headers] + [last + 1]
-    return [(start + 1, end - 1, {_norm(name): columns[i] for i, name in enumerate(h[1:])
+    return [(start + 1, end - 1, {normalise(name): columns[i] for i, name in enumerate(h[1:])
                                   if name})
             for h, start, end in zip(headers, bounds, bounds[1:], strict=False)]
 
@@ -152,8 +153,4 @@ def _positional(kind: Kind, columns: list[str]) -> dict[str, str]:
     fitting = [lay for lay in kind.layouts if len(lay.fields) == len(columns)]
     if len(fitting) != 1:
         return {}
-    return {_norm(f.sinch_name): columns[i] for i, f in enumerate(fitting[0].fields)}
-
-
-def _norm(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch.isalnum())
+    return {normalise(f.sinch_name): columns[i] for i, f in enumerate(fitting[0].fields)}

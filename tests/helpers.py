@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from unittest import mock
 
 import dagster as dg
@@ -50,3 +54,25 @@ def load_definitions(env: Mapping[str, str]) -> dg.Definitions:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CDR_")}
     with mock.patch.dict(os.environ, {**clean, **env}, clear=True):
         return project_defs()
+
+
+@contextmanager
+def loopback_webhook() -> Iterator[tuple[str, list[dict]]]:
+    """A JSON webhook on a free loopback port: (its Apprise URL, the messages it received)."""
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server spelling
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"json://127.0.0.1:{server.server_port}/hook", received
+    finally:
+        server.shutdown()

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
-from helpers import load_definitions
+from helpers import load_definitions, loopback_webhook
 
 from cdr_workflow.demo import write_day
 
@@ -20,22 +18,8 @@ DAY = dt.date(2026, 11, 21)
 
 @pytest.fixture
 def webhook() -> Iterator[tuple[str, list[dict]]]:
-    """A JSON webhook on a free loopback port: (its Apprise URL, the messages it received)."""
-    received: list[dict] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server spelling
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"json://127.0.0.1:{server.server_port}/hook", received
-    server.shutdown()
+    with loopback_webhook() as hook:
+        yield hook
 
 
 def run_days(defs, *days: dt.date) -> dg.ExecuteInProcessResult:

@@ -18,18 +18,17 @@ import datetime as dt
 import json
 import os
 import shutil
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from helpers import loopback_webhook
 
 from cdr_workflow.demo import write_day
 from cdr_workflow.devserver import dagster_dev
@@ -206,22 +205,8 @@ class Outcome:
 
 @pytest.fixture(scope="module")
 def webhook() -> Iterator[tuple[str, list[dict]]]:
-    """A JSON webhook on a free loopback port: (its Apprise URL, the messages it received)."""
-    received: list[dict] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server spelling
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"json://127.0.0.1:{server.server_port}/hook", received
-    server.shutdown()
+    with loopback_webhook() as hook:
+        yield hook
 
 
 @pytest.fixture(scope="module")
