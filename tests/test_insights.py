@@ -143,6 +143,7 @@ def test_a_late_cdr_turns_missing_into_matched_late_when_the_next_day_loads(tmp_
     assert statuses() == {"ontime": "matched"}
 
 
+@pytest.mark.slow  # three days through the day job and a month: left out of `make test-fast`
 def test_the_monthly_summary_equals_the_sum_of_its_days(tmp_path, env):
     settings = Settings.from_env(env)
     for day in (D20 - dt.timedelta(days=1), D20, D21):
