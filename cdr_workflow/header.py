@@ -54,6 +54,11 @@ class ColumnMap:
     drift: SchemaDrift = SchemaDrift()
 
 
+def spellings(names: set[str]) -> set[str]:
+    """The exact spellings a header may use for these names: as written, lower, upper."""
+    return {v for n in names for v in (n, n.lower(), n.upper())}
+
+
 def normalise(name: str) -> str:
     """A field name as written in any case or spelling: `CallId`, `call_id`, `CALL ID`."""
     return re.sub(r"[^a-z0-9]", "", name.lower())
@@ -100,7 +105,7 @@ def header_openings(kind: Kind) -> np.ndarray:
     and its first letter), as 16-bit codes."""
     names = {f.sinch_name for lay in kind.layouts for f in lay.fields} | {
         f.column for lay in kind.layouts for f in lay.fields}
-    variants = {v for n in names for v in (n, n.lower(), n.upper())}
+    variants = spellings(names)
     starts = {v.encode()[:2] for v in variants} | {b'"' + v.encode()[:1] for v in variants}
     return np.array(sorted(b[0] << 8 | b[1] for b in starts if len(b) == 2), dtype=np.uint16)
 

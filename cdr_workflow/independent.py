@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from cdr_workflow.header import normalise
+from cdr_workflow.header import normalise, spellings
 from cdr_workflow.kinds import Kind
 from cdr_workflow.warehouse.day_load import AmountKey
 
@@ -30,7 +30,7 @@ def text_amounts(path: Path, kind: Kind, skip_first_record: bool = False
         return {}
     # as many columns as the first line: DuckDB drops lines with fewer fields and cuts those
     # with more, as our reader rejects both (their money is then on both sides or neither)
-    width = _first_line_width(path)
+    width = len(_first_fields(path))
     if width == 0:
         return {}
     columns = [f"c{i}" for i in range(width)]
@@ -72,8 +72,8 @@ def _single_segment(con: duckdb.DuckDBPyConnection, source: str, path: Path,
     id_column = next((where[n] for n in _id_names(kind) if n in where), None)
     if id_column is None:
         return None
-    names = {v for lay in kind.layouts for f in lay.fields
-             for n in (f.sinch_name, f.column) for v in (n, n.lower(), n.upper())}
+    names = spellings({n for lay in kind.layouts for f in lay.fields
+                       for n in (f.sinch_name, f.column)})
     groups = _grouped(con, source, [str(path)], where, f", COUNT(*) FILTER (WHERE TRIM("
                       f"{id_column}) IN ({', '.join(sorted(map(repr, names)))}))")
     if sum(headers for *_, headers in groups) > has_header:
@@ -106,10 +106,6 @@ def _engine() -> duckdb.DuckDBPyConnection:
     return duckdb.connect(":memory:")
 
 
-def _first_line_width(path: Path) -> int:
-    return len(_first_fields(path))
-
-
 def _first_fields(path: Path) -> list[str]:
     """The fields of the first line that is not blank (none for a file of blank lines)."""
     with path.open(encoding="utf-8", errors="replace", newline="") as f:
@@ -128,8 +124,8 @@ def _is_header(columns: list[str], kind: Kind) -> str:
     """SQL: the row has the id field's name in one of its columns (exact spellings)."""
     names = {f.sinch_name for lay in kind.layouts for f in lay.fields
              if f.column == lay.id_column} | {kind.id_column}
-    spellings = ", ".join(sorted(repr(v) for n in names for v in (n, n.lower(), n.upper())))
-    return f"list_has_any([{', '.join(columns)}], [{spellings}])"
+    listed = ", ".join(sorted(map(repr, spellings(names))))
+    return f"list_has_any([{', '.join(columns)}], [{listed}])"
 
 
 def _segments(con: duckdb.DuckDBPyConnection, columns: list[str], kind: Kind
