@@ -114,7 +114,7 @@ def load_day(
             rows_read, drift, rejected = 0, SchemaDrift(), []
             with source.open(cdr_file) as stream, text.open("wb") as copy:
                 for chunk in prefetched(read_cdr_file(stream, cdr_file.relative_path, kind,
-                                                      copy_to=copy)):
+                                                      copy_to=copy, unique_ids=False)):
                     drift = chunk.drift
                     rows, rejects = chunk.rows, chunk.rejects
                     rejected += [r.raw_line for r in rejects if r.raw_line is not None]

@@ -70,9 +70,11 @@ def read_cdr_file(
     header: bool | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     copy_to: BinaryIO | None = None,
+    unique_ids: bool = True,
 ) -> Iterator[Chunk]:
     """Yield chunks of the file. `header=None` detects a header row by its field names;
-    `copy_to` receives the file's text as read (decompressed, UTF-8)."""
+    `copy_to` receives the file's text as read (decompressed, UTF-8); `unique_ids=False`
+    leaves duplicate ids to the caller (a day's load finds them across files and days)."""
     kind = kind_of(kind) if isinstance(kind, str) else kind
     raw = decompressed(stream, source)
     column_map: ColumnMap | None = None
@@ -113,7 +115,7 @@ def read_cdr_file(
         for segment, new_map in _split_at_headers(buf, records, kind, source, openings):
             column_map = new_map or column_map
             if len(segment.starts):
-                yield _read_block(buf, segment, column_map)
+                yield _read_block(buf, segment, column_map, unique_ids)
         if final:
             return
 
@@ -185,7 +187,7 @@ def raw_text(record: bytes, encoding: str = "utf-8") -> str:
     return record.decode(encoding, errors="replace").rstrip("\r").replace("\x00", "\\x00")
 
 
-def _read_block(buf: bytes, records: Records, column_map: ColumnMap) -> Chunk:
+def _read_block(buf: bytes, records: Records, column_map: ColumnMap, unique_ids: bool) -> Chunk:
     starts, ends, lines = records.starts, records.ends, records.lines
     strings = None  # with broken quoting, only the strict parser reads every record alike
     if records.well_formed:
@@ -196,8 +198,8 @@ def _read_block(buf: bytes, records: Records, column_map: ColumnMap) -> Chunk:
     if strings is None:
         strings, kept, rejects = _parse_slow(buf, starts, ends, lines, column_map.width)
         starts, ends, lines = starts[kept], ends[kept], lines[kept]
-    typed, reasons = typed_columns(strings, column_map)
-    validate(typed, column_map.layout, reasons, lines)
+    typed, reasons = typed_columns(strings, column_map, may_hold_nul=b"\x00" in buf)
+    validate(typed, column_map.layout, reasons, lines, unique_ids)
     bad = np.zeros(len(lines), dtype=bool)
     for row, row_reasons in reasons.items():
         bad[row] = True

@@ -26,8 +26,10 @@ _HAS_ZONE = r"(Z|[+-]\d{2}(:?\d{2})?)$"
 Reasons = dict[int, list[str]]
 
 
-def typed_columns(strings: pa.Table, column_map: ColumnMap) -> tuple[pa.Table, Reasons]:
-    """Convert each layout column to its Arrow type; unconvertible values become reasons."""
+def typed_columns(strings: pa.Table, column_map: ColumnMap, may_hold_nul: bool = True
+                  ) -> tuple[pa.Table, Reasons]:
+    """Convert each layout column to its Arrow type; unconvertible values become reasons.
+    `may_hold_nul=False` (the caller saw no NUL byte in the text) skips looking for one."""
     reasons: Reasons = {}
     arrays, names = [], []
     for f in column_map.layout.fields:
@@ -38,7 +40,7 @@ def typed_columns(strings: pa.Table, column_map: ColumnMap) -> tuple[pa.Table, R
             text = strings.column(position).combine_chunks()
             if _trimmed(column_map.layout, f):
                 text = _trim(text)
-            arrays.append(convert(text, f, reasons))
+            arrays.append(convert(text, f, reasons, may_hold_nul))
         names.append(f.column)
     if column_map.call_type:
         arrays.append(pa.repeat(pa.scalar(column_map.call_type), strings.num_rows))
@@ -66,10 +68,13 @@ def shown(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def convert(text: pa.Array, f: Field, reasons: Reasons) -> pa.Array:
+def convert(text: pa.Array, f: Field, reasons: Reasons, may_hold_nul: bool = True
+            ) -> pa.Array:
     """Empty fields are already null; a value that does not parse becomes a reason."""
     if f.type is FieldType.STRING:
-        _note(pc.match_substring(text, "\x00"), f"{f.sinch_name} contains a NUL byte", reasons)
+        if may_hold_nul:
+            _note(pc.match_substring(text, "\x00"), f"{f.sinch_name} contains a NUL byte",
+                  reasons)
         return text
     if f.type is FieldType.DECIMAL and pc.any(pc.match_substring(text, ",")).as_py():
         text = pc.replace_substring(text, ",", ".")  # a decimal comma is tolerated
@@ -85,7 +90,8 @@ def convert(text: pa.Array, f: Field, reasons: Reasons) -> pa.Array:
         usable = pc.if_else(invalid, pa.scalar(None, pa.string()), text)
     if f.type is FieldType.TIMESTAMP:
         return _to_timestamp(usable, f, reasons)
-    usable = pc.replace_substring_regex(usable, r"^\+", "")  # "+7" is 7
+    if pc.any(pc.starts_with(usable, "+")).as_py():
+        usable = pc.replace_substring_regex(usable, r"^\+", "")  # "+7" is 7
     try:
         return pc.cast(usable, f.type.arrow)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # out of range: row by row
@@ -114,9 +120,11 @@ def _expected(field_type: FieldType) -> str:
 
 def _to_timestamp(text: pa.Array, f: Field, reasons: Reasons) -> pa.Array:
     """Values without a zone are UTC. Stored at microsecond precision."""
-    has_zone = pc.match_substring_regex(text, _HAS_ZONE)
-    zoned = text if pc.all(has_zone).as_py() is not False else pc.if_else(
-        has_zone, text, pc.binary_join_element_wise(text, "Z", ""))
+    zoned = text
+    if pc.all(pc.ends_with(text, "Z")).as_py() is False:  # the common case costs one look
+        has_zone = pc.match_substring_regex(text, _HAS_ZONE)
+        if pc.all(has_zone).as_py() is False:
+            zoned = pc.if_else(has_zone, text, pc.binary_join_element_wise(text, "Z", ""))
     nanos = pa.timestamp("ns", tz="UTC")
     try:
         parsed = pc.cast(zoned, nanos)
@@ -150,11 +158,21 @@ def _extra_fields(strings: pa.Table, extras: dict[str, int]) -> pa.Array:
     )
 
 
-def validate(typed: pa.Table, layout: Layout, reasons: Reasons, lines: np.ndarray) -> None:
+def validate(typed: pa.Table, layout: Layout, reasons: Reasons, lines: np.ndarray,
+             unique_ids: bool = True) -> None:
     """Run the layout's pandera schema on rows that typed cleanly; each failure becomes a
-    reason quoting the value (a duplicate id names the line of its first copy)."""
-    frame = typed.to_pandas(types_mapper=pd.ArrowDtype)
-    candidates = frame.drop(index=list(reasons)) if reasons else frame
+    reason quoting the value (a duplicate id names the line of its first copy). With
+    `unique_ids=False` duplicates are left to the caller (the day's load finds them in SQL).
+
+    The schema runs on the rows that `suspects` says might break a rule, which is every row
+    that does in practice: a clean block never pays for a pandas frame."""
+    suspect = suspects(typed, layout, unique_ids)
+    suspect[list(reasons)] = False  # rows that did not type are not candidates
+    if not suspect.any():
+        return
+    rows = np.flatnonzero(suspect)
+    candidates = typed.take(pa.array(rows)).to_pandas(types_mapper=pd.ArrowDtype)
+    candidates.index = rows
     try:
         schema_for(layout.name).validate(candidates, lazy=True)
     except pandera.errors.SchemaErrors as exc:
@@ -163,11 +181,42 @@ def validate(typed: pa.Table, layout: Layout, reasons: Reasons, lines: np.ndarra
         for row, column, check, context, value in cases[
             ["index", "column", "check", "schema_context", "failure_case"]
         ].itertuples(index=False):
+            if check == "field_uniqueness" and not unique_ids:
+                continue
             row_reasons = reasons.setdefault(int(row), [])
-            reason = _reason(layout, frame, int(row), column, check, context, value,
+            reason = _reason(layout, candidates, int(row), column, check, context, value,
                              first_row, lines)
             if reason not in row_reasons:
                 row_reasons.append(reason)
+
+
+def suspects(typed: pa.Table, layout: Layout, unique_ids: bool = True) -> np.ndarray:
+    """Rows that may break a rule of the layout's schema, by Arrow kernels: a value missing,
+    outside its enumeration or pattern, negative or empty, a time before its earlier time, an
+    id seen twice. Never fewer rows than the schema would fail (the schema decides)."""
+    flags = [pc.is_null(typed.column(f.column)) for f in layout.fields if f.required]
+    for f in layout.fields:
+        column = typed.column(f.column)
+        if f.allowed is not None:
+            flags.append(pc.invert(pc.is_in(column, pa.array(f.allowed, pa.string()))))
+        if f.pattern is not None:
+            flags.append(pc.invert(pc.match_substring_regex(column, f.pattern)))
+        if f.non_negative:
+            flags.append(pc.less(column, pa.scalar(0, f.type.arrow)))
+        if f.type is FieldType.STRING and f.required:
+            flags.append(pc.equal(pc.utf8_length(column), 0))
+    for order in layout.time_orders:
+        flags.append(pc.less(typed.column(order.later), typed.column(order.earlier)))
+    if unique_ids:
+        ids = typed.column(layout.id_column)
+        counts = pc.value_counts(ids)
+        repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+        if len(repeated):
+            flags.append(pc.is_in(ids, repeated))
+    suspect = np.zeros(typed.num_rows, dtype=bool)
+    for flag in flags:
+        suspect |= flag.combine_chunks().fill_null(False).to_numpy(zero_copy_only=False)
+    return suspect
 
 
 def _first_rows(frame: pd.DataFrame, id_column: str) -> dict[object, int]:

@@ -107,8 +107,8 @@ def test_money_the_reader_loses_fails_the_amount_check(env, drop_dir, monkeypatc
 
     real_convert = values.convert
 
-    def losing_convert(text, f, reasons):
-        converted = real_convert(text, f, reasons)
+    def losing_convert(text, f, reasons, *more):
+        converted = real_convert(text, f, reasons, *more)
         if f.type is FieldType.DECIMAL and len(converted):
             converted = pa.concat_arrays([pa.nulls(1, converted.type), converted[1:]])
         return converted

@@ -27,6 +27,7 @@ from cdr_workflow.warehouse.tables import FILES, HELD_TABLES, REJECTS, table_of
 
 DUPLICATE_OTHER_DAY = "duplicate id, already loaded for another day"
 DUPLICATE_SAME_DAY = "duplicate id, earlier in the same day"
+DUPLICATE_SAME_FILE = "duplicate id, earlier in the same file"
 
 AmountKey = tuple[str | None, str | None]  # (currency, application key)
 RawLines = Callable[[str, set[int]], dict[int, str]]
@@ -139,9 +140,12 @@ class DayLoad:
                                       self.day, self.day, self.day))
         self._run(f"""INSERT INTO cdr_rejects
             SELECT CAST(? AS VARCHAR), CAST(? AS DATE), source_file, source_line, NULL,
-                   CAST(? AS VARCHAR) || ': ' || {key} || ' is in ' || first_file
-                     || ' line ' || CAST(first_line AS VARCHAR)
-                     || ' (cdr_date ' || CAST(? AS VARCHAR) || ')', CAST(? AS VARCHAR)
+                   CASE WHEN first_file = source_file
+                     THEN CAST(? AS VARCHAR) || ': ' || {key} || ' is at line '
+                       || CAST(first_line AS VARCHAR)
+                     ELSE CAST(? AS VARCHAR) || ': ' || {key} || ' is in ' || first_file
+                       || ' line ' || CAST(first_line AS VARCHAR)
+                       || ' (cdr_date ' || CAST(? AS VARCHAR) || ')' END, CAST(? AS VARCHAR)
             FROM (SELECT source_file, source_line, {key},
                     FIRST_VALUE(source_file) OVER w AS first_file,
                     FIRST_VALUE(source_line) OVER w AS first_line,
@@ -153,7 +157,8 @@ class DayLoad:
             WHERE copy_number > 1 AND NOT EXISTS (SELECT 1 FROM cdr_rejects r
               WHERE r.kind = ? AND r.cdr_date = ? AND r.source_file = copies.source_file
                 AND r.source_line = copies.source_line)""",
-                  (kind, self.day, DUPLICATE_SAME_DAY, self.day, self.load_id, self.day,
+                  (kind, self.day, DUPLICATE_SAME_FILE, DUPLICATE_SAME_DAY, self.day,
+                   self.load_id, self.day,
                    self.day, kind, self.day))
         self._keep_raw_text_of_duplicates()
         # a line in the table that is also a reject can only be a duplicate just found
