@@ -1,13 +1,18 @@
-"""Ingest benchmark: the pipeline's own read → validate → load → reconcile for one day,
-against DuckDB's own CSV loader on the same file, measured in the same run.
+"""Ingest benchmark: the pipeline's own load of one day against each warehouse's own loader on
+the same file, with bad lines and duplicate ids in it, all measured in the same run.
 
-    python benchmarks/ingest.py --rows 1000000
-    python benchmarks/ingest.py --rows 1000000 --warehouse both     # PostgreSQL vs DuckDB
-    python benchmarks/ingest.py --file path/to/voice_2026-11-21.csv
+    python benchmarks/ingest.py --rows 1000000 --warehouse both
+    python benchmarks/ingest.py --file path/to/voice_2026-11-21.csv --warehouse both
 
-Prints one JSON object: rows, seconds per stage, rows/s, peak RSS of the pipeline process and
-the ratio of the pipeline's end-to-end time to DuckDB's `CREATE TABLE AS SELECT * FROM
-read_csv(...)`. Each measurement runs in a fresh process so its peak RSS is its own.
+The file (generated, or given) gets a bad line every `--bad-every` lines (a wrong amount,
+result, duration, time or a missing id: values PostgreSQL's COPY into text columns still
+takes) and a duplicate id every `--dup-every` lines. Baselines: DuckDB's typed `read_csv(...,
+columns={typed}, store_rejects=true)` into a table of a fresh database file (and, for the
+record, of an in-memory database), and PostgreSQL's `COPY ... FROM STDIN (FORMAT csv)` of the
+same bytes into text columns. The pipeline: `load_day` (read, validate, load, duplicates,
+ledger, independent money check) and the reconciliation, in a fresh process per warehouse; and
+`dagster asset materialize --select voice_cdrs` as a user runs it, its load step and the whole
+process. Prints one JSON object with the ratios.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import os
 import re
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -74,13 +80,95 @@ def _pipeline(path: str, kind: str, warehouse_url: str, out: Any) -> None:
 
 
 def _duckdb_baseline(path: str, db: str, out: Any) -> None:
+    """DuckDB's own typed load with its own quarantine."""
     import duckdb
 
+    from cdr_workflow.layouts import LAYOUTS
+    from cdr_workflow.warehouse.tables import sql_type
+
+    types = ", ".join(f"'{f.sinch_name}': '{sql_type(f.type.arrow)}'"
+                      for f in LAYOUTS["phone_terminated"].fields)
     start = time.perf_counter()
     with duckdb.connect(db) as con:
-        con.execute("CREATE TABLE baseline AS SELECT * FROM read_csv(?, delim=';', header=true)",
-                    [path])
-    out.put({"seconds": time.perf_counter() - start, "peak_rss_mb": round(_peak_rss_mb(), 1)})
+        con.execute(f"CREATE TABLE baseline AS SELECT * FROM read_csv(?, delim=';', header=true, "
+                    f"columns={{{types}}}, store_rejects=true, auto_detect=false)", [path])
+        (rejected,) = con.execute("SELECT COUNT(DISTINCT line) FROM reject_errors").fetchone()
+    out.put({"seconds": time.perf_counter() - start, "rejected": rejected,
+             "peak_rss_mb": round(_peak_rss_mb(), 1)})
+
+
+def _postgres_baseline(path: str, url: str, out: Any) -> None:
+    """PostgreSQL's own COPY of the same bytes into text columns."""
+    import psycopg
+
+    from cdr_workflow.layouts import LAYOUTS
+
+    columns = ", ".join(f'"{f.sinch_name}" text' for f in LAYOUTS["phone_terminated"].fields)
+    with psycopg.connect(url) as con:
+        con.execute(f"CREATE TABLE copy_baseline ({columns})")
+        start = time.perf_counter()
+        with con.cursor() as cur, cur.copy("COPY copy_baseline FROM STDIN "
+                                           "(FORMAT csv, DELIMITER ';', HEADER true)") as copy, \
+                open(path, "rb") as f:
+            while data := f.read(1 << 20):
+                copy.write(data)
+        con.commit()
+        seconds = time.perf_counter() - start
+    out.put({"seconds": seconds})
+
+
+FAULTS = (("Amount", b"1.2345678"), ("Result", b"MAYBE"), ("Duration", b"-5"),
+          ("CallTime", b"yesterday"), ("CallId", b""))
+
+
+def inject_faults(path: Path, bad_every: int, dup_every: int) -> tuple[int, int]:
+    """Rewrite a file (with a header) with bad lines and duplicate ids; returns how many of
+    each. A duplicate copies the id of the line 1000 lines up."""
+    lines = path.read_bytes().split(b"\n")
+    position = {name.decode(): i for i, name in enumerate(lines[0].split(b";"))}
+    bad = duplicates = 0
+    for n in range(1, len(lines)):
+        if not lines[n]:
+            continue
+        fields = lines[n].split(b";")
+        if n % bad_every == 0:
+            name, value = FAULTS[bad % len(FAULTS)]
+            fields[position[name]] = value
+            bad += 1
+        elif n % dup_every == dup_every // 2 and n > 1000:
+            fields[position["CallId"]] = lines[n - 1000].split(b";")[position["CallId"]]
+            duplicates += 1
+        lines[n] = b";".join(fields)
+    path.write_bytes(b"\n".join(lines))
+    return bad, duplicates
+
+
+def _materialize(path: Path, workdir: Path) -> dict[str, float]:
+    """`dagster asset materialize --select voice_cdrs` for the day, as a user runs it: the
+    whole process, and its load step as the run's step statistics record it."""
+    home = workdir / "home"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (workdir / "materialize.duckdb").unlink(missing_ok=True)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "CDR_DROP_DIR": str(path.parent),
+           "CDR_WAREHOUSE_URL": f"duckdb:///{workdir / 'materialize.duckdb'}",
+           "CDR_REPORTS_DIR": str(workdir / "reports"), "CDR_START_DATE": "2026-11-01"}
+    command = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m",
+               "cdr_workflow.definitions", "--select", "voice_cdrs", "--partition", str(DAY)]
+    start = time.perf_counter()
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(result.stderr[-4000:])
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_run_records()
+        steps = instance.get_run_step_stats(run.dagster_run.run_id)
+    step = max(steps, key=lambda s: (s.end_time or 0) - (s.start_time or 0))
+    return {"whole_process_seconds": round(wall, 3),
+            "load_step_seconds": round(step.end_time - step.start_time, 3)}
 
 
 def _in_child(target: Any, *args: Any) -> dict[str, Any]:
@@ -117,16 +205,15 @@ def _drop_postgres(url: str, name: str) -> None:
 
 def _measure(path: Path, kind: str, warehouse_url: str, baseline: float) -> dict[str, Any]:
     pipeline = _in_child(_pipeline, str(path), kind, warehouse_url)
-    end_to_end = pipeline["stages"]["load_day"] + pipeline["stages"]["reconcile"]
+    load = pipeline["stages"]["load_day"]
     return {
         "rows": pipeline["rows_read"],
         "rows_loaded": pipeline["rows_loaded"],
         "rows_rejected": pipeline["rows_rejected"],
         "seconds": {k: round(v, 3) for k, v in pipeline["stages"].items()},
-        "end_to_end_seconds": round(end_to_end, 3),
-        "rows_per_second": round(pipeline["rows_read"] / end_to_end),
+        "rows_per_second": round(pipeline["rows_read"] / load),
         "peak_rss_mb": pipeline["peak_rss_mb"],
-        "ratio_to_duckdb_read_csv": round(end_to_end / baseline, 2),
+        "load_ratio_to_baseline": round(load / baseline, 2),
     }
 
 
@@ -138,41 +225,51 @@ def main() -> None:
     parser.add_argument("--warehouse", choices=["duckdb", "postgresql", "both"],
                         default="duckdb")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
+    parser.add_argument("--bad-every", type=int, default=10_000, help="a bad line every N lines")
+    parser.add_argument("--dup-every", type=int, default=50_000, help="a duplicate id every N")
+    parser.add_argument("--skip-dagster", action="store_true",
+                        help="leave out the `dagster asset materialize` run")
     parser.add_argument("--workdir", type=Path, help="default: a temporary folder")
     args = parser.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="cdr-bench-"))
     drop = workdir / "drop"
     drop.mkdir(parents=True, exist_ok=True)
+    path = drop / f"voice_{DAY.isoformat()}.csv"
     if args.file:
-        path = drop / f"{args.kind}_{DAY.isoformat()}{''.join(args.file.suffixes)}"
         shutil.copy(args.file, path)
     else:
         from cdr_workflow.demo import write_voice_file
 
-        path = drop / f"voice_{DAY.isoformat()}.csv"
-        if not path.exists() or args.workdir is None:
-            write_voice_file(path, args.rows, DAY)
+        write_voice_file(path, args.rows, DAY)
+    bad, duplicates = inject_faults(path, args.bad_every, args.dup_every)
 
     (workdir / "baseline.duckdb").unlink(missing_ok=True)
-    baseline = _in_child(_duckdb_baseline, str(path), str(workdir / "baseline.duckdb"))
-    report: dict[str, Any] = {"file": path.name, "file_mb": round(path.stat().st_size / 2**20, 1),
-                              "duckdb_read_csv_seconds": round(baseline["seconds"], 3)}
+    duckdb_file = _in_child(_duckdb_baseline, str(path), str(workdir / "baseline.duckdb"))
+    duckdb_memory = _in_child(_duckdb_baseline, str(path), ":memory:")
+    report: dict[str, Any] = {
+        "file": path.name, "file_mb": round(path.stat().st_size / 2**20, 1),
+        "bad_lines": bad, "duplicate_ids": duplicates,
+        "duckdb_read_csv_typed_store_rejects_seconds": round(duckdb_file["seconds"], 3),
+        "duckdb_read_csv_rejected": duckdb_file["rejected"],
+        "duckdb_read_csv_in_memory_seconds": round(duckdb_memory["seconds"], 3)}
     if args.warehouse in ("duckdb", "both"):
         (workdir / "warehouse.duckdb").unlink(missing_ok=True)
         report["duckdb"] = _measure(path, args.kind, f"duckdb:///{workdir / 'warehouse.duckdb'}",
-                                    baseline["seconds"])
+                                    duckdb_file["seconds"])
+        if not args.skip_dagster:
+            report["duckdb"]["dagster_asset_materialize"] = _materialize(path, workdir)
     if args.warehouse in ("postgresql", "both"):
         name = f"cdr_benchmark_{os.getpid()}"
         url = _fresh_postgres(args.postgres_url, name)
         try:
-            report["postgresql"] = _measure(path, args.kind, url, baseline["seconds"])
+            copy = _in_child(_postgres_baseline, str(path), url)
+            report["postgresql_copy_seconds"] = round(copy["seconds"], 3)
+            _drop_postgres(args.postgres_url, name)
+            url = _fresh_postgres(args.postgres_url, name)
+            report["postgresql"] = _measure(path, args.kind, url, copy["seconds"])
         finally:
             _drop_postgres(args.postgres_url, name)
-    if args.warehouse == "both":
-        report["postgresql_to_duckdb_load_ratio"] = round(
-            report["postgresql"]["seconds"]["load_day"] / report["duckdb"]["seconds"]["load_day"],
-            2)
     print(json.dumps(report, indent=2))
     if args.workdir is None:
         shutil.rmtree(workdir)

@@ -7,6 +7,7 @@ import datetime as dt
 import tempfile
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +15,7 @@ from queue import Empty, Queue
 from typing import Any, TypeVar
 
 import numpy as np
+import pyarrow as pa
 
 from cdr_workflow.header import SchemaDrift
 from cdr_workflow.independent import text_amounts
@@ -22,12 +24,13 @@ from cdr_workflow.privacy import pseudonymise
 from cdr_workflow.reader import raw_text, read_cdr_file
 from cdr_workflow.sources import CdrFile, Listing, NoFileError, Source
 from cdr_workflow.warehouse import Warehouse
-from cdr_workflow.warehouse.day_load import AmountKey, FileLoad, day_load
+from cdr_workflow.warehouse.day_load import AmountKey, DayLoad, FileLoad, day_load
 
 T = TypeVar("T")
 
 
 PREFETCH_CHUNKS = 2  # chunks read ahead while the warehouse writes: bounds memory
+APPEND_ROWS = 4 * 122_880  # four of DuckDB's row groups: an append this big uses every core
 
 
 def prefetched(chunks: Iterator[T]) -> Iterator[T]:
@@ -86,6 +89,35 @@ class DayLoadResult:
         return sum(f.rows_rejected for f in self.files)
 
 
+class _Batched:
+    """A file's rows appended a row group at a time: the warehouse writes big appends in
+    parallel, and small ones one by one."""
+
+    def __init__(self, load: DayLoad, source_file: str):
+        self.load, self.source_file = load, source_file
+        self.pending: list[pa.Table] = []
+        self.size = 0
+
+    def add(self, rows: pa.Table) -> None:
+        if rows.num_rows:
+            self.pending.append(rows)
+            self.size += rows.num_rows
+        if self.size >= APPEND_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.load.add_rows(self.source_file, pa.concat_tables(self.pending))
+        self.pending, self.size = [], 0
+
+    def __enter__(self) -> _Batched:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.flush()
+
+
 def find_day_files(source: Source, kind: Kind, day: dt.date,
                    listing: Listing | None = None) -> list[CdrFile]:
     files = (listing or source.list()).find(kind.name, day)
@@ -105,6 +137,7 @@ def load_day(
     """
     files = find_day_files(source, kind, day, listing)
     with tempfile.TemporaryDirectory(prefix="cdr-text-") as scratch, \
+            ThreadPoolExecutor(1, thread_name_prefix="cdr-amounts") as reference, \
             day_load(warehouse, kind, day, load_id) as load:
         texts: dict[str, Path] = {}  # each file's text: for DuckDB, and duplicates' evidence
         if not pseudonymisation_key:
@@ -112,7 +145,8 @@ def load_day(
         for index, cdr_file in enumerate(files):
             text = texts[cdr_file.relative_path] = Path(scratch) / f"{index}.csv"
             rows_read, drift, rejected = 0, SchemaDrift(), []
-            with source.open(cdr_file) as stream, text.open("wb") as copy:
+            with source.open(cdr_file) as stream, text.open("wb") as copy, \
+                    _Batched(load, cdr_file.relative_path) as batched:
                 for chunk in prefetched(read_cdr_file(stream, cdr_file.relative_path, kind,
                                                       copy_to=copy, unique_ids=False)):
                     drift = chunk.drift
@@ -121,13 +155,13 @@ def load_day(
                     if pseudonymisation_key:
                         rows = pseudonymise(rows, pseudonymisation_key)
                         rejects = [replace(r, raw_line=None) for r in rejects]
-                    load.add_rows(cdr_file.relative_path, rows)
+                    batched.add(rows)
                     load.add_rejects(cdr_file.relative_path, rejects)
                     rows_read += chunk.lines_read
             load.add_file(FileLoad(kind.name, day, cdr_file.relative_path, cdr_file.uri,
                                    cdr_file.size_bytes, cdr_file.fingerprint, rows_read,
-                                   amount_totals=accepted_text_amounts(text, rejected, kind),
-                                   schema_drift=drift))
+                                   schema_drift=drift),
+                          reference.submit(accepted_text_amounts, text, rejected, kind))
     return DayLoadResult(kind, day, load.files)
 
 

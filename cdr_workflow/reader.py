@@ -33,11 +33,12 @@ from cdr_workflow.header import (
 )
 from cdr_workflow.kinds import Kind, kind_of
 from cdr_workflow.records import Records, find_records, slice_records
-from cdr_workflow.values import typed_columns, validate
+from cdr_workflow.values import suspects, typed_columns, validate
 
 DEFAULT_BLOCK_BYTES = 8 * 1024 * 1024  # measured: faster and leaner than 4 or 16 MiB
 PARSE_BLOCK_BYTES = 1024 * 1024  # pyarrow's unit of parallel parsing
 MAX_RECORD_BYTES = 64 * 1024 * 1024  # a record longer than this means an unterminated quote
+HELD_ROWS = 50_000  # suspect rows held for one run of the schema (a bad file has many)
 
 __all__ = ["DELIMITER", "CdrFileError", "Chunk", "Reject", "decompressed", "read_cdr_file"]
 
@@ -80,6 +81,7 @@ def read_cdr_file(
     column_map: ColumnMap | None = None
     openings = header_openings(kind)
     newlines_before = 0  # newlines before the current block: gives absolute line numbers
+    held: _Suspects | None = None  # rows for the schema: judged together, it runs once
     carry = b""
     first = True
     while True:
@@ -114,9 +116,18 @@ def read_cdr_file(
                                        lines=records.lines[skip:])
         for segment, new_map in _split_at_headers(buf, records, kind, source, openings):
             column_map = new_map or column_map
-            if len(segment.starts):
-                yield _read_block(buf, segment, column_map, unique_ids)
+            if not len(segment.starts):
+                continue
+            chunk, suspect = _read_block(buf, segment, column_map, unique_ids)
+            yield chunk
+            if held is not None and (unique_ids or held.column_map != column_map
+                                     or held.rows.num_rows >= HELD_ROWS):
+                yield held.judged(unique_ids)  # the same ids, the same layout, bounded
+                held = None
+            held = suspect if held is None else held.merged(suspect)
         if final:
+            if held is not None:
+                yield held.judged(unique_ids)
             return
 
 
@@ -187,7 +198,34 @@ def raw_text(record: bytes, encoding: str = "utf-8") -> str:
     return record.decode(encoding, errors="replace").rstrip("\r").replace("\x00", "\\x00")
 
 
-def _read_block(buf: bytes, records: Records, column_map: ColumnMap, unique_ids: bool) -> Chunk:
+@dataclass
+class _Suspects:
+    """Typed rows that may break a rule, held for the schema with their lines and text."""
+
+    column_map: ColumnMap
+    rows: pa.Table
+    raws: list[str]
+
+    def merged(self, other: _Suspects) -> _Suspects:
+        return _Suspects(self.column_map, pa.concat_tables([self.rows, other.rows]),
+                         self.raws + other.raws)
+
+    def judged(self, unique_ids: bool) -> Chunk:
+        """The schema's verdict: the rows that pass it, a reject for each other row."""
+        lines = self.rows.column("source_line").to_numpy()
+        reasons: dict[int, list[str]] = {}
+        validate(self.rows, self.column_map.layout, reasons, lines, unique_ids)
+        bad = np.zeros(self.rows.num_rows, dtype=bool)
+        bad[list(reasons)] = True
+        rejects = [Reject(int(lines[row]), self.raws[row], tuple(row_reasons))
+                   for row, row_reasons in sorted(reasons.items())]
+        return Chunk(self.rows.filter(pa.array(~bad)), rejects, self.column_map.drift)
+
+
+def _read_block(buf: bytes, records: Records, column_map: ColumnMap, unique_ids: bool
+                ) -> tuple[Chunk, _Suspects]:
+    """The block's rows that typed and pass every rule, with the rejects of those that did not
+    type; and the rows that may break a rule, for the schema to judge."""
     starts, ends, lines = records.starts, records.ends, records.lines
     strings = None  # with broken quoting, only the strict parser reads every record alike
     if records.well_formed:
@@ -199,16 +237,18 @@ def _read_block(buf: bytes, records: Records, column_map: ColumnMap, unique_ids:
         strings, kept, rejects = _parse_slow(buf, starts, ends, lines, column_map.width)
         starts, ends, lines = starts[kept], ends[kept], lines[kept]
     typed, reasons = typed_columns(strings, column_map, may_hold_nul=b"\x00" in buf)
-    validate(typed, column_map.layout, reasons, lines, unique_ids)
     bad = np.zeros(len(lines), dtype=bool)
     for row, row_reasons in reasons.items():
         bad[row] = True
         raw = raw_text(buf[int(starts[row]):int(ends[row])])
         rejects.append(Reject(int(lines[row]), raw, tuple(row_reasons)))
-    rows = typed.append_column("source_line", pa.array(lines, pa.int64()))
-    rows = rows.filter(pa.array(~bad)) if bad.any() else rows
+    suspect = suspects(typed, column_map.layout, unique_ids) & ~bad
+    typed = typed.append_column("source_line", pa.array(lines, pa.int64()))
+    held = _Suspects(column_map, typed.filter(pa.array(suspect)),
+                     [raw_text(buf[int(starts[i]):int(ends[i])]) for i in np.flatnonzero(suspect)])
+    rows = typed.filter(pa.array(~(bad | suspect))) if (bad | suspect).any() else typed
     rejects.sort(key=lambda r: r.line)
-    return Chunk(rows, rejects, column_map.drift)
+    return Chunk(rows, rejects, column_map.drift), held
 
 
 def _parse_fast(data: bytes, expected_rows: int, width: int, quoted_newlines: bool,

@@ -67,6 +67,8 @@ def _unquoted_newlines(buf: bytes, arr: np.ndarray, newlines: np.ndarray, final:
     that line break, so it costs its own record and not the lines after it.
     """
     quotes = np.flatnonzero(arr == QUOTE)
+    if not final and len(newlines):  # the record the block's end cuts is read with the next
+        quotes = quotes[quotes < newlines[-1]]
     if _well_formed(arr, quotes):  # the common case: quote parity says the same, vectorised
         return newlines[(np.searchsorted(quotes, newlines) & 1) == 0], len(buf), True
     inside_from: list[int] = []

@@ -163,14 +163,10 @@ def validate(typed: pa.Table, layout: Layout, reasons: Reasons, lines: np.ndarra
     """Run the layout's pandera schema on rows that typed cleanly; each failure becomes a
     reason quoting the value (a duplicate id names the line of its first copy). With
     `unique_ids=False` duplicates are left to the caller (the day's load finds them in SQL).
-
-    The schema runs on the rows that `suspects` says might break a rule, which is every row
-    that does in practice: a clean block never pays for a pandas frame."""
-    suspect = suspects(typed, layout, unique_ids)
-    suspect[list(reasons)] = False  # rows that did not type are not candidates
-    if not suspect.any():
+    Callers screen rows with `suspects` first: a clean row never pays for a pandas frame."""
+    rows = np.setdiff1d(np.arange(typed.num_rows), np.fromiter(reasons, np.int64))
+    if not len(rows):
         return
-    rows = np.flatnonzero(suspect)
     candidates = typed.take(pa.array(rows)).to_pandas(types_mapper=pd.ArrowDtype)
     candidates.index = rows
     try:
@@ -193,7 +189,8 @@ def validate(typed: pa.Table, layout: Layout, reasons: Reasons, lines: np.ndarra
 def suspects(typed: pa.Table, layout: Layout, unique_ids: bool = True) -> np.ndarray:
     """Rows that may break a rule of the layout's schema, by Arrow kernels: a value missing,
     outside its enumeration or pattern, negative or empty, a time before its earlier time, an
-    id seen twice. Never fewer rows than the schema would fail (the schema decides)."""
+    id seen twice (with `unique_ids`). Never fewer rows than the schema would fail: the
+    others pass it, and the schema decides on these."""
     flags = [pc.is_null(typed.column(f.column)) for f in layout.fields if f.required]
     for f in layout.fields:
         column = typed.column(f.column)

@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -74,7 +75,8 @@ class DayLoad:
         self.table, self.held = table_of(kind), HELD_TABLES[kind.name]
         self.files: list[FileLoad] = []
         self.raw_lines: RawLines | None = None  # set by the loader: file, lines → their text
-        self._amounts: dict[str, dict[AmountKey, Decimal]] = {}
+        self._amounts: dict[str, Future[dict[AmountKey, Decimal]]] = {}  # by their reader
+        self._duplicates: dict[str, dict[AmountKey, Decimal]] = {}  # money of later copies
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return self.warehouse.execute(self.con, sql, params)
@@ -100,11 +102,16 @@ class DayLoad:
             {"kind": self.kind.name, "cdr_date": self.day, "source_file": source_file,
              "load_id": self.load_id}))
 
-    def add_file(self, file: FileLoad) -> None:
-        """A file read in full; its `amount_totals` are what its text holds for the lines
-        accepted, read independently of the rows appended."""
+    def add_file(self, file: FileLoad,
+                 amounts: Future[dict[AmountKey, Decimal]] | None = None) -> None:
+        """A file read in full; its amount totals (`amounts`, or else its `amount_totals`) are
+        what its text holds for the lines accepted, read independently of the rows appended:
+        a future, so that reading runs while the day's duplicates are settled."""
         self.files.append(file)
-        self._amounts[file.source_file] = dict(file.amount_totals)
+        if amounts is None:
+            amounts = Future()
+            amounts.set_result(dict(file.amount_totals))
+        self._amounts[file.source_file] = amounts
 
     def _with_lineage(self, source_file: str, rows: pa.Table) -> pa.Table:
         n = rows.num_rows
@@ -170,9 +177,9 @@ class DayLoad:
                     FROM {table} t WHERE t.cdr_date = ? AND t.amount IS NOT NULL
                       AND EXISTS (SELECT 1 {duplicate}) GROUP BY 1, 2, 3""",
                     (self.day, kind, self.day)):
-                totals = self._amounts.setdefault(source_file, {})
-                totals[(currency, app_key)] = (totals.get((currency, app_key), Decimal(0))
-                                               - Decimal(amount))
+                copies = self._duplicates.setdefault(source_file, {})
+                copies[(currency, app_key)] = (copies.get((currency, app_key), Decimal(0))
+                                               + Decimal(amount))
         columns = ", ".join(self.table.column_names)
         self._run(f"""INSERT INTO {self.held.name} SELECT {', '.join(
             't.' + c for c in self.table.column_names)}, r.reasons
@@ -244,8 +251,11 @@ class DayLoad:
         (rejected,), = self._run(
             "SELECT COUNT(*) FROM cdr_rejects WHERE kind = ? AND cdr_date = ? AND source_file = ?",
             (self.kind.name, self.day, file.source_file))
+        totals = dict(self._amounts[file.source_file].result())
+        for key, amount in self._duplicates.get(file.source_file, {}).items():
+            totals[key] = totals.get(key, Decimal(0)) - amount
         file = dataclasses.replace(file, rows_loaded=loaded, rows_rejected=rejected,
-                                   amount_totals=self._amounts.get(file.source_file, {}))
+                                   amount_totals=totals)
         if not file.balances:
             raise RuntimeError(
                 f"{file.source_file}: read {file.rows_read} lines but loaded {loaded} and "

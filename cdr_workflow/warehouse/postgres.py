@@ -17,6 +17,8 @@ import pyarrow as pa
 from cdr_workflow.warehouse.base import Warehouse
 
 CONNECT_ATTEMPTS = 5
+# a day's duplicate search groups a million ids: with the default 4 MB it sorts on disk
+WORK_MEM = "256MB"
 CONNECT_BACKOFF_SECONDS = 1.0  # 1, 2, 4, 8 s between attempts
 
 
@@ -39,6 +41,9 @@ class PostgresWarehouse(Warehouse):
             yield con
         finally:
             con.close()
+
+    def _begin(self, con: Any) -> None:
+        self.execute(con, f"SET LOCAL work_mem = '{WORK_MEM}'")
 
     def _connect_retrying(self) -> Any:
         """A server restarting or failing over is a moment, not a failed day: retry with
