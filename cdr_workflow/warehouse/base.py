@@ -38,8 +38,9 @@ class Warehouse(ABC):
         """Start a transaction on the connection."""
 
     @abstractmethod
-    def append(self, con: Any, table: str, rows: pa.Table) -> None:
-        """Bulk-append Arrow rows to a table inside the open transaction."""
+    def append(self, con: Any, table: str, rows: pa.Table, temporary: bool = False) -> None:
+        """Bulk-append Arrow rows to a table (a temporary one: of this session) inside the
+        open transaction."""
 
     def refresh_statistics(self, con: Any, table: str) -> None:  # noqa: B027 - optional hook
         """After a bulk append, before queries that join the table with itself."""

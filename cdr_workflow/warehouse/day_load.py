@@ -1,9 +1,10 @@
 """One kind's day replaced in one transaction, with every later copy of an id rejected.
 
-The day's rows, rejects and ledger are deleted first; rows are then appended straight into the
-table, and `finish` moves every later copy of an id to the rejects (naming where the original
-is), writes the `cdr_files` ledger and checks `rows_read = rows_loaded + rows_rejected` before
-the transaction commits.
+The day's rows, rejects and ledger are deleted first. Rows are then appended straight into the
+table, each batch's ids looked up first: a later copy of an id is held instead and rejected,
+naming where the original is. `finish` restores held copies whose original is gone, writes the
+`cdr_files` ledger and checks `rows_read = rows_loaded + rows_rejected` before the transaction
+commits.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cdr_workflow.header import SchemaDrift
 from cdr_workflow.kinds import Kind
 from cdr_workflow.reader import Reject
-from cdr_workflow.warehouse.base import Warehouse
+from cdr_workflow.warehouse.base import Warehouse, as_date
 from cdr_workflow.warehouse.tables import FILES, HELD_TABLES, REJECTS, table_of
 
 DUPLICATE_OTHER_DAY = "duplicate id, already loaded for another day"
@@ -89,9 +92,80 @@ class DayLoad:
                       (self.kind.name, self.day))
 
     def add_rows(self, source_file: str, rows: pa.Table) -> None:
+        """Append rows. A later copy of an id (in the table on any day, earlier in the day's
+        load, or earlier in these rows) is not appended but held, as a reject naming where
+        its original is: found before the append, so the day never deletes from its table
+        (DuckDB would rewrite the whole appended day at commit)."""
         if rows.num_rows == 0:
             return
-        self.warehouse.append(self.con, self.table.name, self._with_lineage(source_file, rows))
+        rows = self._with_lineage(source_file, rows)
+        copies = self._later_copies(source_file, rows)
+        if copies:
+            self._hold(source_file, rows, copies)
+            keep = np.ones(rows.num_rows, dtype=bool)
+            keep[list(copies)] = False
+            rows = rows.filter(pa.array(keep))
+        self.warehouse.append(self.con, self.table.name, rows)
+
+    def _later_copies(self, source_file: str, rows: pa.Table) -> dict[int, str]:
+        """Row → the duplicate reason, for each row whose id has an earlier copy: another
+        day's first (by day, file, line), else this day's, else an earlier row here."""
+        table, key = self.table.name, self.kind.id_column
+        self._run("CREATE TEMP TABLE IF NOT EXISTS cdr_batch_ids (row_index BIGINT, id VARCHAR)")
+        self._run("DELETE FROM cdr_batch_ids")
+        self.warehouse.append(self.con, "cdr_batch_ids", pa.table({
+            "row_index": pa.array(np.arange(rows.num_rows), pa.int64()),
+            "id": rows.column(key)}), temporary=True)
+        originals = self._run(f"""SELECT b.row_index, b.id, o.source_file, o.source_line,
+              o.cdr_date FROM cdr_batch_ids b JOIN (
+              SELECT {key}, source_file, source_line, cdr_date, ROW_NUMBER() OVER (
+                PARTITION BY {key} ORDER BY CASE WHEN cdr_date = ? THEN 1 ELSE 0 END,
+                cdr_date, source_file, source_line) AS copy_number
+              FROM {table} WHERE {key} IN (SELECT id FROM cdr_batch_ids)) o
+              ON o.{key} = b.id AND o.copy_number = 1""", (self.day,))
+        reasons = {int(row): self._duplicate_reason(value, file, int(line), as_date(day),
+                                                    source_file)
+                   for row, value, file, line, day in originals}
+        ids = rows.column(key).combine_chunks()
+        counts = pc.value_counts(ids)
+        repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+        if len(repeated):  # later copies among these rows: name the first one's line
+            first: dict[str, int] = {}
+            lines = rows.column("source_line").to_pylist()
+            for row in np.flatnonzero(pc.is_in(ids, repeated).to_numpy(zero_copy_only=False)):
+                value = ids[int(row)].as_py()
+                if value in first:
+                    reasons.setdefault(int(row), self._duplicate_reason(
+                        value, source_file, lines[first[value]], self.day, source_file))
+                else:
+                    first[value] = int(row)
+        return reasons
+
+    def _duplicate_reason(self, value: str, file: str, line: int, day: dt.date,
+                          copy_file: str) -> str:
+        if day != self.day:
+            return f"{DUPLICATE_OTHER_DAY}: {value} is in {file} line {line} (cdr_date {day})"
+        if file == copy_file:
+            return f"{DUPLICATE_SAME_FILE}: {value} is at line {line}"
+        return f"{DUPLICATE_SAME_DAY}: {value} is in {file} line {line} (cdr_date {day})"
+
+    def _hold(self, source_file: str, rows: pa.Table, copies: dict[int, str]) -> None:
+        """Later copies: rejects (their text is fetched at the end), held whole, and their
+        money taken off what the file's text holds for the lines accepted."""
+        order = sorted(copies)
+        held = rows.take(pa.array(order, pa.int64()))
+        reasons = [copies[i] for i in order]
+        self.add_rejects(source_file, [Reject(line, None, (reason,)) for line, reason in zip(
+            held.column("source_line").to_pylist(), reasons, strict=True)])
+        self.warehouse.append(self.con, self.held.name, held.append_column(
+            "held_because", pa.array(reasons, pa.string())))
+        if self.kind.has_amounts:
+            money = self._duplicates.setdefault(source_file, {})
+            for currency, app_key, amount in zip(*(held.column(c).to_pylist() for c in (
+                    "currency", "application_key", "amount")), strict=True):
+                if amount is not None:
+                    money[(currency, app_key)] = (money.get((currency, app_key), Decimal(0))
+                                                  + amount)
 
     def add_rejects(self, source_file: str, rejects: list[Reject]) -> None:
         if not rejects:
@@ -125,73 +199,12 @@ class DayLoad:
 
     def finish(self) -> None:
         self.warehouse.refresh_statistics(self.con, self.table.name)
-        self._reject_duplicates()
+        self._keep_raw_text_of_duplicates()
+        self._restore_held_copies(", ".join(self.table.column_names))
         self.files = [self._write_ledger(f) for f in self.files]
 
-    def _reject_duplicates(self) -> None:
-        """Every later copy of an id becomes a reject naming where the original is, keeps its
-        raw text, and is held whole; held copies whose original is gone take its place."""
-        table, key, kind = self.table.name, self.kind.id_column, self.kind.name
-        self._run(f"""INSERT INTO cdr_rejects
-            SELECT CAST(? AS VARCHAR), CAST(? AS DATE), n.source_file, n.source_line, NULL,
-                   CAST(? AS VARCHAR) || ': ' || n.{key} || ' is in ' || o.source_file
-                     || ' line ' || CAST(o.source_line AS VARCHAR)
-                     || ' (cdr_date ' || CAST(o.cdr_date AS VARCHAR) || ')', CAST(? AS VARCHAR)
-            FROM {table} n JOIN (
-              SELECT {key}, source_file, source_line, cdr_date, ROW_NUMBER() OVER (
-                PARTITION BY {key} ORDER BY cdr_date, source_file, source_line) AS copy_number
-              FROM {table} WHERE cdr_date <> ? AND {key} IN (
-                SELECT {key} FROM {table} WHERE cdr_date = ?)) o
-              ON o.{key} = n.{key} AND o.copy_number = 1
-            WHERE n.cdr_date = ?""", (kind, self.day, DUPLICATE_OTHER_DAY, self.load_id,
-                                      self.day, self.day, self.day))
-        self._run(f"""INSERT INTO cdr_rejects
-            SELECT CAST(? AS VARCHAR), CAST(? AS DATE), source_file, source_line, NULL,
-                   CASE WHEN first_file = source_file
-                     THEN CAST(? AS VARCHAR) || ': ' || {key} || ' is at line '
-                       || CAST(first_line AS VARCHAR)
-                     ELSE CAST(? AS VARCHAR) || ': ' || {key} || ' is in ' || first_file
-                       || ' line ' || CAST(first_line AS VARCHAR)
-                       || ' (cdr_date ' || CAST(? AS VARCHAR) || ')' END, CAST(? AS VARCHAR)
-            FROM (SELECT source_file, source_line, {key},
-                    FIRST_VALUE(source_file) OVER w AS first_file,
-                    FIRST_VALUE(source_line) OVER w AS first_line,
-                    ROW_NUMBER() OVER w AS copy_number
-                  FROM {table} WHERE cdr_date = ? AND {key} IN (
-                    SELECT {key} FROM {table} WHERE cdr_date = ?
-                    GROUP BY {key} HAVING COUNT(*) > 1)
-                  WINDOW w AS (PARTITION BY {key} ORDER BY source_file, source_line)) copies
-            WHERE copy_number > 1 AND NOT EXISTS (SELECT 1 FROM cdr_rejects r
-              WHERE r.kind = ? AND r.cdr_date = ? AND r.source_file = copies.source_file
-                AND r.source_line = copies.source_line)""",
-                  (kind, self.day, DUPLICATE_SAME_FILE, DUPLICATE_SAME_DAY, self.day,
-                   self.load_id, self.day,
-                   self.day, kind, self.day))
-        self._keep_raw_text_of_duplicates()
-        # a line in the table that is also a reject can only be a duplicate just found
-        duplicate = """FROM cdr_rejects r WHERE r.kind = ? AND r.cdr_date = ?
-              AND r.source_file = t.source_file AND r.source_line = t.source_line"""
-        if self.kind.has_amounts:
-            for source_file, currency, app_key, amount in self._run(
-                    f"""SELECT t.source_file, t.currency, t.application_key, SUM(t.amount)
-                    FROM {table} t WHERE t.cdr_date = ? AND t.amount IS NOT NULL
-                      AND EXISTS (SELECT 1 {duplicate}) GROUP BY 1, 2, 3""",
-                    (self.day, kind, self.day)):
-                copies = self._duplicates.setdefault(source_file, {})
-                copies[(currency, app_key)] = (copies.get((currency, app_key), Decimal(0))
-                                               + Decimal(amount))
-        columns = ", ".join(self.table.column_names)
-        self._run(f"""INSERT INTO {self.held.name} SELECT {', '.join(
-            't.' + c for c in self.table.column_names)}, r.reasons
-            FROM {table} t JOIN cdr_rejects r ON r.kind = ? AND r.cdr_date = t.cdr_date
-              AND r.source_file = t.source_file AND r.source_line = t.source_line
-            WHERE t.cdr_date = ?""", (kind, self.day))
-        self._run(f"DELETE FROM {table} t WHERE t.cdr_date = ? AND EXISTS (SELECT 1 "
-                  f"{duplicate})", (self.day, kind, self.day))
-        self._restore_held_copies(columns)
-
     def _keep_raw_text_of_duplicates(self) -> None:
-        """Duplicates found in SQL were valid lines: fetch their text from the files read."""
+        """Duplicates were valid lines: fetch their text from the files read."""
         if self.raw_lines is None:
             return
         found = self._run("SELECT source_file, source_line FROM cdr_rejects WHERE kind = ? "

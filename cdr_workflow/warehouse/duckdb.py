@@ -53,7 +53,7 @@ class DuckDBWarehouse(Warehouse):
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    def append(self, con: Any, table: str, rows: pa.Table) -> None:
+    def append(self, con: Any, table: str, rows: pa.Table, temporary: bool = False) -> None:
         # from_arrow, not register(): a registered table stays referenced until the
         # transaction ends, so a big day would hold every chunk in memory
         con.from_arrow(rows.select(con.table(table).columns)).insert_into(table)

@@ -71,7 +71,7 @@ class PostgresWarehouse(Warehouse):
         # an "empty" table; ANALYZE samples, so it costs milliseconds
         self.execute(con, f"ANALYZE {table}")
 
-    def append(self, con: Any, table: str, rows: pa.Table) -> None:
+    def append(self, con: Any, table: str, rows: pa.Table, temporary: bool = False) -> None:
         """Binary COPY straight from Arrow, inside the open transaction."""
         with con.cursor() as cur:
-            cur.adbc_ingest(table, rows, mode="append")
+            cur.adbc_ingest(table, rows, mode="append", temporary=temporary)
