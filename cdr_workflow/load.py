@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 
 PREFETCH_CHUNKS = 2  # chunks read ahead while the warehouse writes: bounds memory
-APPEND_ROWS = 4 * 122_880  # four of DuckDB's row groups: an append this big uses every core
+APPEND_ROWS = 2 * 122_880  # two of DuckDB's row groups: appends this big use every core
 
 
 def prefetched(chunks: Iterator[T]) -> Iterator[T]:
