@@ -103,7 +103,8 @@ def _grouped(con: duckdb.DuckDBPyConnection, rows: str, params: list, where: dic
 
 @functools.cache
 def _engine() -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(":memory:")
+    # DuckDB's default would let a big file's reading take most of the machine's memory
+    return duckdb.connect(":memory:", config={"memory_limit": "256MB"})
 
 
 def _first_fields(path: Path) -> list[str]:

@@ -183,11 +183,24 @@ def accepted_text_amounts(text: Path, rejected: list[str], kind: Kind
     return {key: amount for key, amount in total.items() if amount}
 
 
-def lines_of(text: Path, wanted: set[int]) -> dict[int, str]:
-    """The text of the given (1-based) lines of a file."""
-    data = text.read_bytes()
-    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A)
-    starts = np.concatenate(([0], ends + 1))
-    ends = np.append(ends, len(data))
-    return {n: raw_text(data[int(starts[n - 1]):int(ends[n - 1])]) for n in sorted(wanted)
-            if 0 < n <= len(starts)}
+def lines_of(text: Path, wanted: set[int], block_bytes: int = 8 * 1024 * 1024
+             ) -> dict[int, str]:
+    """The text of the given (1-based) lines of a file, read block by block (memory stays
+    flat whatever the file's size)."""
+    targets = sorted(n for n in wanted if n > 0)
+    found: dict[int, str] = {}
+    first_line, carry = 1, b""  # the line that starts `carry`, and its bytes so far
+    with text.open("rb") as f:
+        while targets and (block := f.read(block_bytes)):
+            buf = carry + block
+            ends = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 0x0A)
+            last = first_line + len(ends)  # lines before `last` end in this buffer
+            while targets and targets[0] < last:
+                n = targets.pop(0)
+                start = 0 if n == first_line else int(ends[n - first_line - 1]) + 1
+                found[n] = raw_text(buf[start:int(ends[n - first_line])])
+            carry = buf[int(ends[-1]) + 1:] if len(ends) else buf
+            first_line = last
+    if targets and targets[0] == first_line and carry:  # a last line without a newline
+        found[first_line] = raw_text(carry)
+    return found

@@ -188,3 +188,17 @@ def test_missing_final_newline_and_blank_lines():
 def test_header_only_and_empty_files_read_no_lines():
     assert read_text(f"{PT_HEADER}\n") == []
     assert read_text(b"") == []
+
+
+def test_the_text_of_lines_asked_for_is_read_block_by_block(tmp_path):
+    from cdr_workflow.load import lines_of
+
+    lines = [f"{n};" + "x" * (n % 37) for n in range(1, 2001)]
+    for ending in ("\n", "\r\n", ""):
+        path = tmp_path / "text.csv"
+        path.write_bytes(("\r\n" if ending == "\r\n" else "\n").join(lines).encode()
+                         + ending.encode())
+        wanted = {0, 1, 2, 500, 1999, 2000, 2001}
+        expected = {n: lines[n - 1] for n in wanted if 1 <= n <= 2000}
+        for block_bytes in (5, 64, 1 << 20):  # lines longer and shorter than a block
+            assert lines_of(path, wanted, block_bytes) == expected

@@ -108,24 +108,25 @@ class DayLoad:
         self.warehouse.append(self.con, self.table.name, rows)
 
     def _later_copies(self, source_file: str, rows: pa.Table) -> dict[int, str]:
-        """Row → the duplicate reason, for each row whose id has an earlier copy: another
-        day's first (by day, file, line), else this day's, else an earlier row here."""
+        """Row → the duplicate reason, for each row whose id has an earlier copy in the day:
+        appended before (first by file, line), or earlier among these rows. Only the day's
+        rows are read (DuckDB skips other days' row groups); other days are one look for
+        the whole day, in `finish`."""
         table, key = self.table.name, self.kind.id_column
         self._run("CREATE TEMP TABLE IF NOT EXISTS cdr_batch_ids (row_index BIGINT, id VARCHAR)")
         self._run("DELETE FROM cdr_batch_ids")
         self.warehouse.append(self.con, "cdr_batch_ids", pa.table({
             "row_index": pa.array(np.arange(rows.num_rows), pa.int64()),
             "id": rows.column(key)}), temporary=True)
-        originals = self._run(f"""SELECT b.row_index, b.id, o.source_file, o.source_line,
-              o.cdr_date FROM cdr_batch_ids b JOIN (
-              SELECT {key}, source_file, source_line, cdr_date, ROW_NUMBER() OVER (
-                PARTITION BY {key} ORDER BY CASE WHEN cdr_date = ? THEN 1 ELSE 0 END,
-                cdr_date, source_file, source_line) AS copy_number
-              FROM {table} WHERE {key} IN (SELECT id FROM cdr_batch_ids)) o
+        originals = self._run(f"""SELECT b.row_index, b.id, o.source_file, o.source_line
+              FROM cdr_batch_ids b JOIN (
+              SELECT {key}, source_file, source_line, ROW_NUMBER() OVER (
+                PARTITION BY {key} ORDER BY source_file, source_line) AS copy_number
+              FROM {table} WHERE cdr_date = ? AND {key} IN (SELECT id FROM cdr_batch_ids)) o
               ON o.{key} = b.id AND o.copy_number = 1""", (self.day,))
-        reasons = {int(row): self._duplicate_reason(value, file, int(line), as_date(day),
+        reasons = {int(row): self._duplicate_reason(value, file, int(line), self.day,
                                                     source_file)
-                   for row, value, file, line, day in originals}
+                   for row, value, file, line in originals}
         ids = rows.column(key).combine_chunks()
         counts = pc.value_counts(ids)
         repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
@@ -199,9 +200,55 @@ class DayLoad:
 
     def finish(self) -> None:
         self.warehouse.refresh_statistics(self.con, self.table.name)
+        self._reject_copies_of_other_days()
         self._keep_raw_text_of_duplicates()
         self._restore_held_copies(", ".join(self.table.column_names))
         self.files = [self._write_ledger(f) for f in self.files]
+
+    def _reject_copies_of_other_days(self) -> None:
+        """The day's rows whose id another day holds are later copies of that day's first
+        (by day, file, line): rejected, held, their money taken off, out of the table. Rare
+        (a late re-delivery), so the delete from the day's own rows is paid rarely."""
+        table, key = self.table.name, self.kind.id_column
+        found = self._run(f"""SELECT n.source_file, n.source_line, n.{key}, o.source_file,
+              o.source_line, o.cdr_date FROM {table} n JOIN (
+              SELECT {key}, source_file, source_line, cdr_date, ROW_NUMBER() OVER (
+                PARTITION BY {key} ORDER BY cdr_date, source_file, source_line) AS copy_number
+              FROM {table} WHERE cdr_date <> ? AND {key} IN (
+                SELECT {key} FROM {table} WHERE cdr_date = ?)) o
+              ON o.{key} = n.{key} AND o.copy_number = 1
+            WHERE n.cdr_date = ?""", (self.day, self.day, self.day))
+        if not found:
+            return
+        reasons = [self._duplicate_reason(value, file, int(line), as_date(day), copy)
+                   for copy, _, value, file, line, day in found]
+        rejects: dict[str, list[Reject]] = {}
+        for (copy, line, *_), reason in zip(found, reasons, strict=True):
+            rejects.setdefault(copy, []).append(Reject(int(line), None, (reason,)))
+        for copy, copy_rejects in rejects.items():
+            self.add_rejects(copy, copy_rejects)
+        self._run("CREATE TEMP TABLE IF NOT EXISTS cdr_copies "
+                  "(source_file VARCHAR, source_line BIGINT, reason VARCHAR)")
+        self._run("DELETE FROM cdr_copies")
+        self.warehouse.append(self.con, "cdr_copies", pa.table({
+            "source_file": pa.array([f for f, *_ in found], pa.string()),
+            "source_line": pa.array([int(line) for _, line, *_ in found], pa.int64()),
+            "reason": pa.array(reasons, pa.string())}), temporary=True)
+        match = (f"FROM {table} t JOIN cdr_copies c ON c.source_file = t.source_file "
+                 "AND c.source_line = t.source_line WHERE t.cdr_date = ?")
+        if self.kind.has_amounts:
+            for source_file, currency, app_key, amount in self._run(
+                    f"SELECT t.source_file, t.currency, t.application_key, SUM(t.amount) "
+                    f"{match} AND t.amount IS NOT NULL GROUP BY 1, 2, 3", (self.day,)):
+                money = self._duplicates.setdefault(source_file, {})
+                money[(currency, app_key)] = (money.get((currency, app_key), Decimal(0))
+                                              + Decimal(amount))
+        self._run(f"INSERT INTO {self.held.name} SELECT "
+                  f"{', '.join('t.' + c for c in self.table.column_names)}, c.reason {match}",
+                  (self.day,))
+        self._run(f"DELETE FROM {table} t WHERE t.cdr_date = ? AND EXISTS (SELECT 1 FROM "
+                  "cdr_copies c WHERE c.source_file = t.source_file "
+                  "AND c.source_line = t.source_line)", (self.day,))
 
     def _keep_raw_text_of_duplicates(self) -> None:
         """Duplicates were valid lines: fetch their text from the files read."""
