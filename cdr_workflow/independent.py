@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,9 +35,11 @@ def text_amounts(path: Path, kind: Kind, skip_first_record: bool = False
     if width == 0:
         return {}
     columns = [f"c{i}" for i in range(width)]
+    # DuckDB's default line size (2 MB): a bigger maximum makes it allocate 16 times that per
+    # buffer (1 GiB for 64 MB) and scan slower; a longer record is a broken quote, rejected
     source = ("read_csv(?, header = false, delim = ';', quote = '\"', escape = '\"', "
               "strict_mode = false, ignore_errors = true, auto_detect = false, "
-              "max_line_size = 67108864, columns = {"
+              "columns = {"
               + ", ".join(f"{c!r}: 'VARCHAR'" for c in columns) + "})")
     con = _engine().cursor()  # its own session; the in-memory database is opened once
     try:
@@ -104,7 +107,9 @@ def _grouped(con: duckdb.DuckDBPyConnection, rows: str, params: list, where: dic
 @functools.cache
 def _engine() -> duckdb.DuckDBPyConnection:
     # DuckDB's default would let a big file's reading take most of the machine's memory
-    return duckdb.connect(":memory:", config={"memory_limit": "256MB"})
+    spill = Path(tempfile.gettempdir()) / "cdr-independent-spill"
+    return duckdb.connect(":memory:", config={"memory_limit": "256MB",
+                                              "temp_directory": str(spill)})
 
 
 def _first_fields(path: Path) -> list[str]:
