@@ -4,6 +4,7 @@ reason, and a reconciliation report. Screenshots of each step go to test-artifac
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -82,9 +83,15 @@ def page(dagster_ui: str):
         page.set_default_timeout(30_000)
         # a fresh browser gets a "Join the Dagster community" dialog, whenever it likes
         page.add_locator_handler(page.get_by_text("Connect with thousands"),
-                                 lambda: page.get_by_role("button", name="Skip").click())
+                                 lambda: skip_community_dialog(page))
         yield page
         browser.close()
+
+
+def skip_community_dialog(page) -> None:
+    """Dismiss the dialog, even when it opens over another one (which blocks a plain click)."""
+    with contextlib.suppress(Exception):
+        page.get_by_role("button", name="Skip").first.click(timeout=5_000, force=True)
 
 
 def shot(page, name: str) -> None:
