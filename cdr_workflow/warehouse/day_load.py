@@ -1,8 +1,9 @@
 """One kind's day replaced in one transaction, with every later copy of an id rejected.
 
 The day's rows, rejects and ledger are deleted first. Rows are then appended straight into the
-table, each batch's ids looked up first: a later copy of an id is held instead and rejected,
-naming where the original is. `finish` restores held copies whose original is gone, writes the
+table, each batch's ids looked up in the day first: a later copy of an id is held instead and
+rejected, naming where the original is. `finish` does the same for copies of ids another day
+holds (one look for the day), restores held copies whose original is gone, writes the
 `cdr_files` ledger and checks `rows_read = rows_loaded + rows_rejected` before the transaction
 commits.
 """
@@ -92,10 +93,10 @@ class DayLoad:
                       (self.kind.name, self.day))
 
     def add_rows(self, source_file: str, rows: pa.Table) -> None:
-        """Append rows. A later copy of an id (in the table on any day, earlier in the day's
-        load, or earlier in these rows) is not appended but held, as a reject naming where
-        its original is: found before the append, so the day never deletes from its table
-        (DuckDB would rewrite the whole appended day at commit)."""
+        """Append rows. A later copy of an id in the day (appended before, or earlier in these
+        rows) is not appended but held, as a reject naming where its original is: found
+        before the append, so the day does not delete from its own rows (DuckDB would
+        rewrite the whole appended day at commit). Other days' copies: see `finish`."""
         if rows.num_rows == 0:
             return
         rows = self._with_lineage(source_file, rows)
@@ -113,11 +114,9 @@ class DayLoad:
         rows are read (DuckDB skips other days' row groups); other days are one look for
         the whole day, in `finish`."""
         table, key = self.table.name, self.kind.id_column
-        self._run("CREATE TEMP TABLE IF NOT EXISTS cdr_batch_ids (row_index BIGINT, id VARCHAR)")
-        self._run("DELETE FROM cdr_batch_ids")
-        self.warehouse.append(self.con, "cdr_batch_ids", pa.table({
+        self._scratch("cdr_batch_ids", "row_index BIGINT, id VARCHAR", pa.table({
             "row_index": pa.array(np.arange(rows.num_rows), pa.int64()),
-            "id": rows.column(key)}), temporary=True)
+            "id": rows.column(key)}))
         originals = self._run(f"""SELECT b.row_index, b.id, o.source_file, o.source_line
               FROM cdr_batch_ids b JOIN (
               SELECT {key}, source_file, source_line, ROW_NUMBER() OVER (
@@ -141,6 +140,12 @@ class DayLoad:
                 else:
                     first[value] = int(row)
         return reasons
+
+    def _scratch(self, name: str, columns: str, rows: pa.Table) -> None:
+        """A temporary table of this session holding just `rows`."""
+        self._run(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({columns})")
+        self._run(f"DELETE FROM {name}")
+        self.warehouse.append(self.con, name, rows, temporary=True)
 
     def _duplicate_reason(self, value: str, file: str, line: int, day: dt.date,
                           copy_file: str) -> str:
@@ -227,13 +232,11 @@ class DayLoad:
             rejects.setdefault(copy, []).append(Reject(int(line), None, (reason,)))
         for copy, copy_rejects in rejects.items():
             self.add_rejects(copy, copy_rejects)
-        self._run("CREATE TEMP TABLE IF NOT EXISTS cdr_copies "
-                  "(source_file VARCHAR, source_line BIGINT, reason VARCHAR)")
-        self._run("DELETE FROM cdr_copies")
-        self.warehouse.append(self.con, "cdr_copies", pa.table({
-            "source_file": pa.array([f for f, *_ in found], pa.string()),
-            "source_line": pa.array([int(line) for _, line, *_ in found], pa.int64()),
-            "reason": pa.array(reasons, pa.string())}), temporary=True)
+        self._scratch("cdr_copies", "source_file VARCHAR, source_line BIGINT, reason VARCHAR",
+                      pa.table({
+                          "source_file": pa.array([f for f, *_ in found], pa.string()),
+                          "source_line": pa.array([int(n) for _, n, *_ in found], pa.int64()),
+                          "reason": pa.array(reasons, pa.string())}))
         match = (f"FROM {table} t JOIN cdr_copies c ON c.source_file = t.source_file "
                  "AND c.source_line = t.source_line WHERE t.cdr_date = ?")
         if self.kind.has_amounts:
