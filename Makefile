@@ -33,4 +33,4 @@ test: lint
 
 # under a minute: the pure core and the Definitions on DuckDB, no servers or browsers
 test-fast: install
-	$(VENV)/bin/pytest -q -m "not slow and not postgres and not s3 and not browser"
+	$(VENV)/bin/pytest -q -m "not slow and not postgres and not s3 and not iceberg and not browser"

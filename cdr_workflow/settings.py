@@ -95,10 +95,12 @@ class Settings:
 
 
 def _warehouse_url(url: str) -> str:
-    if not url.startswith(("duckdb:///", "postgresql://", "postgres://")):
+    if not url.startswith(("duckdb:///", "postgresql://", "postgres://", "iceberg://")):
         raise SettingsError(
-            "CDR_WAREHOUSE_URL must start with duckdb:/// or postgresql://, "
+            "CDR_WAREHOUSE_URL must start with duckdb:///, postgresql:// or iceberg://, "
             f"not {url.split('://')[0]}://…")
+    if url.startswith("iceberg://") and not url.removeprefix("iceberg://").split("/")[0]:
+        raise SettingsError("CDR_WAREHOUSE_URL iceberg://CATALOG/NAMESPACE must name a catalog")
     return url
 
 

@@ -1,4 +1,4 @@
-"""Where rows go: one `Warehouse` interface, DuckDB (embedded) and PostgreSQL behind it."""
+"""Where rows go: one `Warehouse` interface, DuckDB (embedded), PostgreSQL and Iceberg behind it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from cdr_workflow.warehouse.base import Warehouse, as_date
 
 
 def open_warehouse(url: str) -> Warehouse:
-    """`duckdb:///relative/or/absolute.duckdb` or `postgresql://user:pass@host:port/db`."""
+    """`duckdb:///relative/or/absolute.duckdb`, `postgresql://user:pass@host:port/db` or
+    `iceberg://CATALOG/NAMESPACE`."""
     if url.startswith("duckdb:///"):
         from cdr_workflow.warehouse.duckdb import DuckDBWarehouse
 
@@ -17,8 +18,12 @@ def open_warehouse(url: str) -> Warehouse:
         from cdr_workflow.warehouse.postgres import PostgresWarehouse
 
         return PostgresWarehouse(url)
+    if url.startswith("iceberg://"):
+        from cdr_workflow.warehouse.iceberg import IcebergWarehouse
+
+        return IcebergWarehouse(url)
     raise ValueError(f"unsupported warehouse URL {url.split('://')[0]}://…; "
-                     "use duckdb:///path or postgresql://…")
+                     "use duckdb:///path, postgresql://… or iceberg://CATALOG/NAMESPACE")
 
 
 __all__ = ["Warehouse", "as_date", "open_warehouse"]
