@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import dagster as dg
 import pytest
+from helpers import load_definitions
 
 from cdr_workflow.demo import write_day
 from cdr_workflow.warehouse import open_warehouse
@@ -131,3 +132,14 @@ def test_a_full_range_succeeds(defs, instance, drop_dir):
     assert run_range(defs, instance, days[-1], days[0]).success
     done = instance.get_materialized_partitions(dg.AssetKey("voice_cdrs"))
     assert done == {d.isoformat() for d in days}
+
+
+@pytest.mark.parametrize("url", ["postgresql://cdr@db.example:5432/cdr", "iceberg://lake/cdr"])
+def test_backfills_split_into_runs_of_days_per_run_where_the_warehouse_takes_parallel_runs(
+        tmp_path, url):
+    defs = load_definitions({"CDR_DROP_DIR": str(tmp_path), "CDR_START_DATE": "2026-11-01",
+                             "CDR_WAREHOUSE_URL": url, "CDR_DAYS_PER_RUN": "7"})
+    graph = defs.resolve_asset_graph()
+    for name in ("voice_cdrs", "verification_cdrs", "voice_expected_match"):
+        policy = graph.get(dg.AssetKey(name)).backfill_policy
+        assert policy == dg.BackfillPolicy.multi_run(max_partitions_per_run=7)

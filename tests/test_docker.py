@@ -47,7 +47,7 @@ def test_compose_wires_postgres_minio_user_code_webserver_and_daemon():
     assert grpc["host"] == "user_code" and str(grpc["port"]) in " ".join(
         (DOCKER / "Dockerfile").read_text().split())
     env = services["webserver"]["environment"]
-    assert env["CDR_WAREHOUSE_URL"].startswith("postgresql://")
+    assert env["CDR_WAREHOUSE_URL"].startswith("${CDR_WAREHOUSE_URL:-postgresql://")
 
 
 def test_every_setting_reaches_the_run_containers():
@@ -85,3 +85,16 @@ def test_helm_values_use_the_k8s_run_launcher():
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     deployment = values["dagster-user-deployments"]["deployments"][0]
     assert deployment["dagsterApiGrpcArgs"] == ["-m", "cdr_workflow.definitions"]
+
+
+def test_compose_and_helm_offer_iceberg_with_parallel_days():
+    compose = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
+    env = compose["x-cdr-env"]
+    assert env["PYICEBERG_CATALOG__LAKE__WAREHOUSE"].startswith("s3://")
+    assert "iceberg_catalog" in env["PYICEBERG_CATALOG__LAKE__URI"]
+    assert "iceberg_catalog" in (DOCKER / "postgres-init.sql").read_text()
+    launcher_env = yaml.safe_load((DOCKER / "dagster.yaml").read_text())[
+        "run_launcher"]["config"]["env_vars"]
+    assert {name for name in env if name.startswith("PYICEBERG_")} <= set(launcher_env)
+    values = yaml.safe_load((DOCKER / "helm-values.yaml").read_text())
+    assert values["concurrency"]["pools"]["defaultLimit"] > 1

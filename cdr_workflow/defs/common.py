@@ -27,6 +27,15 @@ def monthly_partitions(settings: Settings) -> dg.MonthlyPartitionsDefinition:
         start_date=settings.start_date.replace(day=1).isoformat(), timezone="UTC", end_offset=1)
 
 
+def backfill_policy(settings: Settings) -> dg.BackfillPolicy:
+    """DuckDB takes one writer: a backfill is one run. PostgreSQL and Iceberg take days in
+    parallel: runs of at most CDR_DAYS_PER_RUN days, as many at once as the `cdr_warehouse`
+    pool's limit allows."""
+    if settings.warehouse_url.startswith("duckdb:"):
+        return dg.BackfillPolicy.single_run()
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.days_per_run)
+
+
 def file_key(kind: Kind) -> dg.AssetKey:
     return dg.AssetKey(f"{kind.name}_file")
 

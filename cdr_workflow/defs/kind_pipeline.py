@@ -18,6 +18,7 @@ from cdr_workflow.day_facts import read_day_facts, store_report
 from cdr_workflow.defs.common import (
     OWNERS,
     WAREHOUSE_POOL,
+    backfill_policy,
     column_schema,
     daily_partitions,
     file_key,
@@ -98,7 +99,7 @@ def build_kind_pipeline(kind: Kind, settings: Settings) -> dg.AssetsDefinition:
         specs=_specs(kind),
         check_specs=_check_specs(kind, partitions),
         partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=backfill_policy(settings),
         pool=WAREHOUSE_POOL,
         can_subset=True,
     )

@@ -9,6 +9,7 @@ import dagster as dg
 from cdr_workflow.defs.common import (
     OWNERS,
     WAREHOUSE_POOL,
+    backfill_policy,
     daily_partitions,
     expected_key,
     materialize_days,
@@ -27,7 +28,7 @@ def build_expected_match(kind: Kind, settings: Settings) -> dg.AssetsDefinition:
         deps=[dg.AssetDep(table_key(kind), partition_mapping=dg.TimeWindowPartitionMapping(
             end_offset=LATE_DAYS, allow_nonexistent_upstream_partitions=True))],
         output_required=False,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=backfill_policy(settings),
         pool=WAREHOUSE_POOL, kinds={"table"}, owners=OWNERS, tags={"cdr_kind": kind.name},
         description=f"Your own records of {kind.name} requests (`expected_{kind.name}_"
         "YYYY-MM-DD.csv` in the expected folder or prefix) matched with the CDRs: matched, "
