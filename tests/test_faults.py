@@ -31,24 +31,26 @@ LOAD_SCRIPT = textwrap.dedent("""
     from cdr_workflow.sources import DEFAULT_FILE_PATTERN
     from cdr_workflow.sources.local import LocalSource
     from cdr_workflow.warehouse import open_warehouse
-    from cdr_workflow.kinds import VOICE
+    from cdr_workflow.kinds import KINDS, VOICE
     from cdr_workflow.warehouse.day_load import DayLoad
 
     drop, url, day, load_id = sys.argv[1:5]
+    kind = KINDS[sys.argv[5]] if len(sys.argv) > 5 else VOICE
     appended = DayLoad.add_rows
     def announce(self, *args):
         appended(self, *args)
         print("appended", flush=True)  # the parent kills us here, mid-transaction
     DayLoad.add_rows = announce
     source = LocalSource(Path(drop), re.compile(DEFAULT_FILE_PATTERN))
-    load_day(source, open_warehouse(url), VOICE, dt.date.fromisoformat(day), load_id)
+    load_day(source, open_warehouse(url), kind, dt.date.fromisoformat(day), load_id)
     print("done", flush=True)
 """)
 
 
-def start_load(drop: Path, url: str, day: dt.date, load_id: str) -> subprocess.Popen:
+def start_load(drop: Path, url: str, day: dt.date, load_id: str, kind: str = "voice"
+               ) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", LOAD_SCRIPT, str(drop), url, day.isoformat(),
-                             load_id], stdout=subprocess.PIPE, text=True)
+                             load_id, kind], stdout=subprocess.PIPE, text=True)
 
 
 def test_a_load_killed_mid_append_leaves_the_day_untouched_and_a_rerun_is_correct(
@@ -74,19 +76,29 @@ def test_a_load_killed_mid_append_leaves_the_day_untouched_and_a_rerun_is_correc
         ("rerun", 200_000)]
 
 
-@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
-def test_two_loads_of_different_days_at_once_on_duckdb_both_succeed(tmp_path, warehouse_url):
+def test_loads_at_once_all_land_two_days_and_two_kinds_of_one_day(tmp_path, warehouse_url):
+    """DuckDB: the second writer waits for the file; PostgreSQL: transactions; Iceberg: each
+    table's commit retried on a conflict, the ledger's partition merged (two kinds, one day)."""
     drop = tmp_path / "drop"
     days = [DAY - dt.timedelta(days=1), DAY]
     for day in days:
-        write_day(drop, day, rows_per_file=3000)
-    children = [start_load(drop, warehouse_url, day, f"run-{day}") for day in days]
-    outputs = [child.communicate(timeout=180)[0] for child in children]
-    assert [child.returncode for child in children] == [0, 0]
+        write_day(drop, day, rows_per_file=3000, with_faults=False)
+    loads = [(days[0], "voice"), (days[1], "voice"), (days[1], "verification")]
+    children = [start_load(drop, warehouse_url, day, f"run-{day}-{kind}", kind)
+                for day, kind in loads]
+    outputs = [child.communicate(timeout=300)[0] for child in children]
+    assert [child.returncode for child in children] == [0, 0, 0]
     assert all("done" in out for out in outputs)
-    loaded = open_warehouse(warehouse_url).query(
-        "SELECT cdr_date, COUNT(*) > 0 FROM voice_cdrs GROUP BY 1 ORDER BY 1")
-    assert [(str(d), ok) for d, ok in loaded] == [(str(d), True) for d in days]
+    warehouse = open_warehouse(warehouse_url)
+    ledger = warehouse.query("SELECT kind, cdr_date, SUM(rows_read), SUM(rows_loaded) "
+                             "FROM cdr_files GROUP BY 1, 2 ORDER BY 2, 1")
+    assert [(k, str(d), int(r), int(n)) for k, d, r, n in ledger] == [
+        ("voice", str(days[0]), 12000, 12000), ("verification", str(days[1]), 3000, 3000),
+        ("voice", str(days[1]), 12000, 12000)]
+    for table, kind in (("voice_cdrs", "voice"), ("verification_cdrs", "verification")):
+        stored = warehouse.query(f"SELECT cdr_date, COUNT(*) FROM {table} GROUP BY 1 ORDER BY 1")
+        assert [(str(d), int(n)) for d, n in stored] == [
+            (str(d), int(n)) for k, d, _, n in ledger if k == kind]
 
 
 def test_an_unreachable_warehouse_is_retried_then_named_without_its_password(monkeypatch):

@@ -42,6 +42,9 @@ class Warehouse(ABC):
         """Bulk-append Arrow rows to a table (a temporary one: of this session) inside the
         open transaction."""
 
+    def _lock_schema(self, con: Any) -> None:  # noqa: B027 - engines with concurrent DDL
+        """Keep two processes creating the tables at once from colliding."""
+
     def refresh_statistics(self, con: Any, table: str) -> None:  # noqa: B027 - optional hook
         """After a bulk append, before queries that join the table with itself."""
 
@@ -88,6 +91,7 @@ class Warehouse(ABC):
         if self._tables_ready:
             return
         with self._transaction() as con:
+            self._lock_schema(con)
             for table in ALL_TABLES:
                 for statement in table.ddl():
                     self.execute(con, statement)

@@ -20,6 +20,7 @@ CONNECT_ATTEMPTS = 5
 # a day's duplicate search groups a million ids: with the default 4 MB it sorts on disk
 WORK_MEM = "256MB"
 CONNECT_BACKOFF_SECONDS = 1.0  # 1, 2, 4, 8 s between attempts
+SCHEMA_LOCK = 0x0CD2_7AB1E5  # the advisory lock held while the tables are created
 
 
 class PostgresWarehouse(Warehouse):
@@ -44,6 +45,10 @@ class PostgresWarehouse(Warehouse):
 
     def _begin(self, con: Any) -> None:
         self.execute(con, f"SET LOCAL work_mem = '{WORK_MEM}'")
+
+    def _lock_schema(self, con: Any) -> None:
+        # two first runs at once: CREATE TABLE IF NOT EXISTS is not safe against itself
+        self.execute(con, f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
 
     def _connect_retrying(self) -> Any:
         """A server restarting or failing over is a moment, not a failed day: retry with
