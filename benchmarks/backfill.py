@@ -2,9 +2,13 @@
 --partition-range`, as a user runs it, timed wall to wall.
 
     python benchmarks/backfill.py --days 365 --rows 20000
+    python benchmarks/backfill.py --days 30 --warehouse postgresql --runs 1 3
+    python benchmarks/backfill.py --days 30 --warehouse iceberg --runs 1 3
 
-The partition range runs as one run (the assets' single-run backfill policy), each day in its
-own transaction. Prints JSON: days, rows, wall seconds, rows/s and what the warehouse holds.
+One run holds the whole range, each day in its own transaction; `--runs K` splits the range
+into K runs started at once, as a backfill does on PostgreSQL and Iceberg (runs of
+CDR_DAYS_PER_RUN days, as many at once as the cdr_warehouse pool allows). Prints JSON: wall
+seconds, rows/s and what the warehouse holds, per figure of `--runs`.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-
-import duckdb
 
 FIRST_DAY = dt.date(2025, 1, 1)
 
@@ -38,45 +42,104 @@ def write_days(drop: Path, days: int, rows: int) -> None:
         (drop / f"voice_{day.isoformat()}.csv").write_bytes(data)
 
 
+def ranges(days: int, runs: int) -> list[tuple[dt.date, dt.date]]:
+    """The days split into `runs` consecutive ranges, as a multi-run backfill splits them."""
+    size = -(-days // runs)
+    return [(FIRST_DAY + dt.timedelta(days=start),
+             FIRST_DAY + dt.timedelta(days=min(start + size, days) - 1))
+            for start in range(0, days, size)]
+
+
+def backfill(env: dict[str, str], days: int, runs: int) -> float:
+    """`dagster asset materialize --partition-range` per range, all started at once (what the
+    daemon does with a backfill's runs when the pool allows them); wall seconds to the last."""
+    command = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize",
+               "-m", "cdr_workflow.definitions", "--select", "group:voice"]
+    start = time.perf_counter()
+    children = [subprocess.Popen([*command, "--partition-range", f"{first}...{last}"], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                for first, last in ranges(days, runs)]
+    failures = [child.communicate()[1] for child in children]
+    wall = time.perf_counter() - start
+    for child, stderr in zip(children, failures, strict=True):
+        if child.returncode != 0:
+            sys.exit(stderr[-4000:])
+    return wall
+
+
+@contextmanager
+def warehouse_url(kind: str, workdir: Path, postgres_url: str) -> Iterator[str]:
+    if kind == "duckdb":
+        (workdir / "warehouse.duckdb").unlink(missing_ok=True)
+        yield f"duckdb:///{workdir / 'warehouse.duckdb'}"
+    elif kind == "postgresql":
+        import psycopg
+
+        name = f"cdr_backfill_{os.getpid()}"
+        with psycopg.connect(postgres_url, autocommit=True) as con:
+            con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            con.execute(f"CREATE DATABASE {name}")
+        try:
+            yield postgres_url.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            with psycopg.connect(postgres_url, autocommit=True) as con:
+                con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    else:
+        from local_lake import local_lake
+
+        with local_lake(postgres_url, "backfill") as catalog:
+            yield f"iceberg://{catalog}/backfill"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--warehouse", choices=["duckdb", "postgresql", "iceberg"],
+                        default="duckdb")
+    parser.add_argument("--runs", type=int, nargs="+", default=[1],
+                        help="backfill once per figure, in that many parallel runs")
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--workdir", type=Path, help="default: a temporary folder")
     args = parser.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="cdr-backfill-"))
-    drop, home = workdir / "drop", workdir / "home"
-    for folder in (drop, home):
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    (workdir / "warehouse.duckdb").unlink(missing_ok=True)
+    drop = workdir / "drop"
+    shutil.rmtree(drop, ignore_errors=True)
+    drop.mkdir(parents=True)
     write_days(drop, args.days, args.rows)
-    last = FIRST_DAY + dt.timedelta(days=args.days - 1)
-    env = {**os.environ, "DAGSTER_HOME": str(home), "CDR_DROP_DIR": str(drop),
-           "CDR_WAREHOUSE_URL": f"duckdb:///{workdir / 'warehouse.duckdb'}",
-           "CDR_REPORTS_DIR": str(workdir / "reports"),
-           "CDR_START_DATE": FIRST_DAY.isoformat()}
-    command = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize",
-               "-m", "cdr_workflow.definitions", "--select", "group:voice",
-               "--partition-range", f"{FIRST_DAY}...{last}"]
-    start = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if result.returncode != 0:
-        sys.exit(result.stderr[-4000:])
-    with duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True) as con:
-        days, rows = con.execute(
-            "SELECT COUNT(DISTINCT cdr_date), COUNT(*) FROM voice_cdrs").fetchone()
-        (balanced,) = con.execute(
-            "SELECT bool_and(rows_read = rows_loaded + rows_rejected) FROM cdr_files").fetchone()
-    print(json.dumps({"days": args.days, "rows_per_day": args.rows, "wall_seconds": round(wall, 1),
-                      "rows_per_second": round(args.days * args.rows / wall),
-                      "warehouse_days": days, "warehouse_rows": rows,
-                      "every_file_balances": balanced}, indent=2))
+    report: dict[str, object] = {"days": args.days, "rows_per_day": args.rows,
+                                 "warehouse": args.warehouse}
+    for runs in args.runs:
+        home = workdir / f"home-{runs}"
+        shutil.rmtree(home, ignore_errors=True)
+        home.mkdir(parents=True)
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        with warehouse_url(args.warehouse, workdir, args.postgres_url) as url:
+            env = {**os.environ, "DAGSTER_HOME": str(home), "CDR_DROP_DIR": str(drop),
+                   "CDR_WAREHOUSE_URL": url, "CDR_REPORTS_DIR": str(workdir / "reports"),
+                   "CDR_START_DATE": FIRST_DAY.isoformat()}
+            wall = backfill(env, args.days, runs)
+            report[f"{runs}_runs"] = {"wall_seconds": round(wall, 1),
+                                      "rows_per_second": round(args.days * args.rows / wall),
+                                      **held(url)}
+    print(json.dumps(report, indent=2))
     if args.workdir is None:
         shutil.rmtree(workdir)
+
+
+def held(url: str) -> dict[str, object]:
+    """What the warehouse holds afterwards."""
+    from cdr_workflow.warehouse import open_warehouse
+
+    warehouse = open_warehouse(url)
+    ((days, rows),) = warehouse.query(
+        "SELECT COUNT(DISTINCT cdr_date), COUNT(*) FROM voice_cdrs")
+    ((files, balanced),) = warehouse.query(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE rows_read = rows_loaded + rows_rejected) "
+        "FROM cdr_files")
+    return {"warehouse_days": int(days), "warehouse_rows": int(rows),
+            "every_file_balances": files == balanced}
 
 
 if __name__ == "__main__":

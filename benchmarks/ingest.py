@@ -3,6 +3,7 @@ the same file, with bad lines and duplicate ids in it, all measured in the same 
 
     python benchmarks/ingest.py --rows 1000000 --warehouse both
     python benchmarks/ingest.py --file path/to/voice_2026-11-21.csv --warehouse both
+    python benchmarks/ingest.py --rows 1000000 --warehouse all   # and Iceberg (local S3 + catalog)
 
 The file (generated, or given) gets a bad line every `--bad-every` lines (a wrong amount,
 result, duration, time or a missing id: values PostgreSQL's COPY into text columns still
@@ -95,6 +96,37 @@ def _duckdb_baseline(path: str, db: str, out: Any) -> None:
         (rejected,) = con.execute("SELECT COUNT(DISTINCT line) FROM reject_errors").fetchone()
     out.put({"seconds": time.perf_counter() - start, "rejected": rejected,
              "peak_rss_mb": round(_peak_rss_mb(), 1)})
+
+
+def _iceberg_baseline(path: str, catalog: str, out: Any) -> None:
+    """pyiceberg's own write of the same file: DuckDB's typed read (bad lines skipped) into
+    Arrow, appended to a table partitioned by day in the same catalog and object store."""
+    import duckdb
+    import pyarrow as pa
+    from pyiceberg.catalog import load_catalog
+    from pyiceberg.transforms import IdentityTransform
+    from pyiceberg.utils.config import Config
+
+    from cdr_workflow.layouts import LAYOUTS
+    from cdr_workflow.warehouse.tables import sql_type
+
+    types = ", ".join(f"'{f.sinch_name}': '{sql_type(f.type.arrow)}'"
+                      for f in LAYOUTS["phone_terminated"].fields)
+    lake = load_catalog(catalog, **Config().get_catalog_config(catalog))
+    lake.create_namespace_if_not_exists("baseline")
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        read = (f"SELECT *, DATE '{DAY}' AS cdr_date FROM read_csv('{path}', delim=';', "
+                f"header=true, columns={{{types}}}, ignore_errors=true, auto_detect=false)")
+        schema = con.sql(read + " LIMIT 0").to_arrow_table().schema
+        schema = pa.schema([f.remove_metadata() for f in schema])
+        table = lake.create_table(("baseline", f"voice_{os.getpid()}"), schema=schema)
+        with table.update_spec() as spec:  # made before the clock starts, as the pipeline's
+            spec.add_field("cdr_date", IdentityTransform(), "cdr_date")
+        start = time.perf_counter()
+        rows = con.sql(read).to_arrow_table()
+    table.append(rows.cast(schema))
+    out.put({"seconds": time.perf_counter() - start, "rows": rows.num_rows})
 
 
 def _postgres_baseline(path: str, url: str, out: Any) -> None:
@@ -222,8 +254,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--file", type=Path, help="benchmark this file instead of generating one")
     parser.add_argument("--kind", choices=["voice", "verification"], default="voice")
-    parser.add_argument("--warehouse", choices=["duckdb", "postgresql", "both"],
-                        default="duckdb")
+    parser.add_argument("--warehouse", choices=["duckdb", "postgresql", "iceberg", "both",
+                                                "all"], default="duckdb",
+                        help="both: DuckDB and PostgreSQL; all: and Iceberg")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--bad-every", type=int, default=10_000, help="a bad line every N lines")
     parser.add_argument("--dup-every", type=int, default=50_000, help="a duplicate id every N")
@@ -253,13 +286,13 @@ def main() -> None:
         "duckdb_read_csv_typed_store_rejects_seconds": round(duckdb_file["seconds"], 3),
         "duckdb_read_csv_rejected": duckdb_file["rejected"],
         "duckdb_read_csv_in_memory_seconds": round(duckdb_memory["seconds"], 3)}
-    if args.warehouse in ("duckdb", "both"):
+    if args.warehouse in ("duckdb", "both", "all"):
         (workdir / "warehouse.duckdb").unlink(missing_ok=True)
         report["duckdb"] = _measure(path, args.kind, f"duckdb:///{workdir / 'warehouse.duckdb'}",
                                     duckdb_file["seconds"])
         if not args.skip_dagster:
             report["duckdb"]["dagster_asset_materialize"] = _materialize(path, workdir)
-    if args.warehouse in ("postgresql", "both"):
+    if args.warehouse in ("postgresql", "both", "all"):
         name = f"cdr_benchmark_{os.getpid()}"
         url = _fresh_postgres(args.postgres_url, name)
         try:
@@ -270,6 +303,16 @@ def main() -> None:
             report["postgresql"] = _measure(path, args.kind, url, copy["seconds"])
         finally:
             _drop_postgres(args.postgres_url, name)
+    if args.warehouse in ("iceberg", "all"):
+        from local_lake import local_lake
+
+        with local_lake(args.postgres_url, "bench") as catalog:
+            append = _in_child(_iceberg_baseline, str(path), catalog)
+            report["pyiceberg_append_seconds"] = round(append["seconds"], 3)
+            report["iceberg"] = _measure(path, args.kind, f"iceberg://{catalog}/ingest",
+                                         append["seconds"])
+            report["iceberg"]["load_ratio_to_duckdb_baseline"] = round(
+                report["iceberg"]["seconds"]["load_day"] / duckdb_file["seconds"], 2)
     print(json.dumps(report, indent=2))
     if args.workdir is None:
         shutil.rmtree(workdir)

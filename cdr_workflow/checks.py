@@ -25,7 +25,8 @@ TABLE_RULES = (
     CheckRule("reject_ratio", "At most CDR_MAX_REJECT_RATIO (default 5%) of the day's lines "
               "are rejected.", warn_only=True),
     CheckRule("counts_add_up", "For every file of the day, lines read = rows loaded + rows "
-              "rejected: no line is silently lost."),
+              "rejected: no line is silently lost; and the table holds the rows the ledger "
+              "says were loaded."),
     CheckRule("no_duplicate_ids", "Every CDR id of the day appears once in the table, across "
               "the day's files and the other days."),
     CheckRule("key_columns_present", "Every file of the day has the columns that carry identity, "

@@ -48,6 +48,11 @@ class DailyReport:
         return sum(f.rows_loaded for f in self.facts.files)
 
     @property
+    def rows_in_table(self) -> int:
+        """Rows the table holds for the day, counted in the table (not the ledger)."""
+        return sum(self.facts.outcome_mix.values())
+
+    @property
     def rows_rejected(self) -> int:
         return sum(f.rows_rejected for f in self.facts.files)
 
@@ -88,10 +93,13 @@ class DailyReport:
                 {"reject_ratio": round(self.reject_ratio, 6),
                  "rows_rejected": self.rows_rejected}),
             CheckOutcome(
-                "counts_add_up", not unbalanced,
+                "counts_add_up", not unbalanced and self.rows_in_table == self.rows_loaded,
                 "unbalanced: " + ", ".join(unbalanced) if unbalanced else
+                f"the ledger says {self.rows_loaded} rows loaded, the table holds "
+                f"{self.rows_in_table}" if self.rows_in_table != self.rows_loaded else
                 f"{len(self.facts.files)} file(s) balance",
-                {"rows_read": self.rows_read, "unbalanced_files": len(unbalanced)}),
+                {"rows_read": self.rows_read, "unbalanced_files": len(unbalanced),
+                 "rows_in_table": self.rows_in_table}),
             CheckOutcome(
                 "no_duplicate_ids", self.facts.duplicate_ids_in_table == 0,
                 f"{self.facts.duplicate_ids_in_table} duplicated id(s)",
@@ -134,7 +142,8 @@ class DailyReport:
                     "reference_value": _exact(reference), "matches": matches}
 
         out = [row("lines_read", None, self.rows_read),
-               row("rows_loaded", None, self.rows_loaded),
+               row("rows_loaded", None, self.rows_loaded, self.rows_in_table,
+                   self.rows_loaded == self.rows_in_table),
                row("rows_rejected", None, self.rows_rejected,
                    self.rows_read - self.rows_loaded,
                    self.rows_read == self.rows_loaded + self.rows_rejected),

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import psycopg
 import pytest
 from helpers import load_definitions
 from s3_fixtures import moto_port  # noqa: F401 - fixture
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from local_lake import local_lake  # noqa: E402 - benchmarks/ is not a package
 
 from cdr_workflow.settings import Settings
 from cdr_workflow.warehouse import Warehouse, open_warehouse
@@ -46,42 +48,11 @@ def fresh_postgres_url(tmp_path: Path) -> str:
         con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-ICEBERG_CATALOG = "lake"
-ICEBERG_BUCKET = "cdr-lake"
-
-
 @pytest.fixture(scope="session")
 def iceberg_catalog(moto_port: int) -> Iterator[str]:  # noqa: F811 - the fixture above
-    """An Iceberg SQL catalog on the test PostgreSQL, its files in a bucket of a local S3
-    server over HTTP, configured the pyiceberg way (environment variables, which the Dagster
-    processes a test starts inherit)."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request
-    base = postgres_url()
-    database = f"cdr_iceberg_{os.getpid()}"
-    with psycopg.connect(base, autocommit=True) as con:
-        con.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        con.execute(f"CREATE DATABASE {database}")
-    endpoint = f"http://127.0.0.1:{moto_port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                 aws_access_key_id="testing", aws_secret_access_key="testing"
-                 ).create_bucket(Bucket=ICEBERG_BUCKET)
-    prefix = f"PYICEBERG_CATALOG__{ICEBERG_CATALOG.upper()}__"
-    settings = {"TYPE": "sql",
-                "URI": "postgresql+psycopg2://" + base.split("://", 1)[1].rsplit("/", 1)[0]
-                + f"/{database}",
-                "WAREHOUSE": f"s3://{ICEBERG_BUCKET}/warehouse", "S3__ENDPOINT": endpoint,
-                "S3__REGION": "us-east-1", "S3__ACCESS_KEY_ID": "testing",
-                "S3__SECRET_ACCESS_KEY": "testing"}
-    saved = {k: os.environ.get(k) for k in (prefix + name for name in settings)}
-    os.environ.update({prefix + name: value for name, value in settings.items()})
-    yield ICEBERG_CATALOG
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    with psycopg.connect(base, autocommit=True) as con:
-        con.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    """An Iceberg SQL catalog on the test PostgreSQL, its files on the local S3 server."""
+    with local_lake(postgres_url(), moto_port=moto_port) as catalog:
+        yield catalog
 
 
 @pytest.fixture
@@ -131,7 +102,7 @@ def drop_dir(settings: Settings) -> Path:
 
 
 SLOW_MODULES = {"test_ui", "test_cli", "test_faults", "test_benchmarks", "test_properties",
-                "test_daemon"}
+                "test_daemon", "test_parallel_backfill"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

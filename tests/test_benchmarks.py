@@ -21,11 +21,12 @@ def run(script: str, *args: str) -> dict:
 
 @pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
 def test_ingest_benchmark_compares_each_warehouse_with_its_own_loader(warehouse_url):
-    report = run("ingest.py", "--rows", "20000", "--warehouse", "both", "--bad-every", "5000",
+    report = run("ingest.py", "--rows", "20000", "--warehouse", "all", "--bad-every", "5000",
                  "--dup-every", "5000", "--postgres-url", warehouse_url)
     assert (report["bad_lines"], report["duplicate_ids"]) == (4, 4)
     baselines = {"duckdb": report["duckdb_read_csv_typed_store_rejects_seconds"],
-                 "postgresql": report["postgresql_copy_seconds"]}
+                 "postgresql": report["postgresql_copy_seconds"],
+                 "iceberg": report["pyiceberg_append_seconds"]}
     for engine, baseline in baselines.items():
         figures = report[engine]
         assert figures["rows"] == 20000
@@ -43,5 +44,14 @@ def test_ingest_benchmark_compares_each_warehouse_with_its_own_loader(warehouse_
 
 def test_backfill_benchmark_loads_every_day_through_the_dagster_cli():
     report = run("backfill.py", "--days", "3", "--rows", "500")
-    assert report["warehouse_days"] == 3 and report["warehouse_rows"] == 1500
-    assert report["every_file_balances"] is True
+    assert report["1_runs"] == {**report["1_runs"], "warehouse_days": 3,
+                                "warehouse_rows": 1500, "every_file_balances": True}
+
+
+@pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
+def test_backfill_benchmark_runs_days_in_parallel_on_iceberg(warehouse_url):
+    report = run("backfill.py", "--days", "4", "--rows", "300", "--warehouse", "iceberg",
+                 "--runs", "1", "2", "--postgres-url", warehouse_url)
+    for runs in ("1_runs", "2_runs"):
+        assert report[runs] == {**report[runs], "warehouse_days": 4, "warehouse_rows": 1200,
+                                "every_file_balances": True}

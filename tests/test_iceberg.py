@@ -18,9 +18,11 @@ from pyiceberg.catalog import load_catalog
 from pyiceberg.expressions import EqualTo
 from pyiceberg.utils.config import Config
 
+from cdr_workflow.day_facts import read_day_facts
 from cdr_workflow.demo import write_voice_file
 from cdr_workflow.kinds import VOICE
 from cdr_workflow.load import load_day
+from cdr_workflow.reconcile import DailyReport
 from cdr_workflow.sources import DEFAULT_FILE_PATTERN
 from cdr_workflow.sources.local import LocalSource
 from cdr_workflow.warehouse import open_warehouse
@@ -106,6 +108,7 @@ DIE_AFTER_FIRST_COMMIT = textwrap.dedent("""
     from pathlib import Path
     from cdr_workflow.kinds import VOICE
     from cdr_workflow.load import load_day
+from cdr_workflow.reconcile import DailyReport
     from cdr_workflow.sources import DEFAULT_FILE_PATTERN
     from cdr_workflow.sources.local import LocalSource
     from cdr_workflow.warehouse import open_warehouse
@@ -136,12 +139,20 @@ def test_a_run_that_dies_between_two_tables_commits_is_repaired_by_a_rerun(drop,
     assert warehouse.query("SELECT load_id, COUNT(*) FROM voice_cdrs GROUP BY 1") == [
         ("dies", 150)]
     assert warehouse.query("SELECT load_id, rows_loaded FROM cdr_files") == [("before", 100)]
+    assert not counts_add_up(warehouse)  # the day's check says so
 
     load_day(source, warehouse, VOICE, DAY, "rerun")
     assert warehouse.query("SELECT load_id, COUNT(*) FROM voice_cdrs GROUP BY 1") == [
         ("rerun", 150)]
     assert warehouse.query("SELECT load_id, rows_read, rows_loaded FROM cdr_files") == [
         ("rerun", 150, 150)]
+    assert counts_add_up(warehouse)
+
+
+def counts_add_up(warehouse) -> bool:
+    report = DailyReport(read_day_facts(warehouse, VOICE, DAY, DAY), max_reject_ratio=0.05)
+    (check,) = [c for c in report.checks() if c.name == "counts_add_up"]
+    return check.passed
 
 
 def test_object_storage_through_the_standard_aws_variables(drop, iceberg_url, monkeypatch):
