@@ -22,7 +22,7 @@ VARIABLES: dict[str, str] = {
     "CDR_S3_PREFIX": "",
     "CDR_WAREHOUSE_URL": "duckdb:///data/warehouse.duckdb",
     "CDR_START_DATE": "2024-01-01",
-    "CDR_DAYS_PER_RUN": "30",
+    "CDR_DAYS_PER_RUN": "0",
     "CDR_FILE_PATTERN": DEFAULT_FILE_PATTERN,
     "CDR_REPORTS_DIR": "data/reports",
     "CDR_EXPECTED_DIR": "data/expected",
@@ -48,7 +48,7 @@ class Settings:
     s3_prefix: str
     warehouse_url: str = field(repr=False)  # may hold a password
     start_date: dt.date
-    days_per_run: int  # a backfill's days per run, where the warehouse takes runs in parallel
+    days_per_run: int  # a backfill's days per run where runs go in parallel; 0: one run
     file_pattern: re.Pattern[str]
     reports_dir: Path
     expected_dir: Path
@@ -80,7 +80,7 @@ class Settings:
             s3_prefix=get("CDR_S3_PREFIX"),
             warehouse_url=_warehouse_url(get("CDR_WAREHOUSE_URL")),
             start_date=_date("CDR_START_DATE", get("CDR_START_DATE")),
-            days_per_run=_positive_int("CDR_DAYS_PER_RUN", get("CDR_DAYS_PER_RUN")),
+            days_per_run=_whole_number("CDR_DAYS_PER_RUN", get("CDR_DAYS_PER_RUN")),
             file_pattern=_pattern(get("CDR_FILE_PATTERN")),
             reports_dir=Path(get("CDR_REPORTS_DIR")),
             expected_dir=Path(get("CDR_EXPECTED_DIR")),
@@ -114,9 +114,9 @@ def _date(name: str, text: str) -> dt.date:
         raise SettingsError(f"{name} must be a date YYYY-MM-DD, not {text!r}") from None
 
 
-def _positive_int(name: str, text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise SettingsError(f"{name} must be a whole number of at least 1, not {text!r}")
+def _whole_number(name: str, text: str) -> int:
+    if not text.isdigit():
+        raise SettingsError(f"{name} must be a whole number (0 or more), not {text!r}")
     return int(text)
 
 

@@ -143,3 +143,6 @@ def test_backfills_split_into_runs_of_days_per_run_where_the_warehouse_takes_par
     for name in ("voice_cdrs", "verification_cdrs", "voice_expected_match"):
         policy = graph.get(dg.AssetKey(name)).backfill_policy
         assert policy == dg.BackfillPolicy.multi_run(max_partitions_per_run=7)
+    unsplit = load_definitions({"CDR_DROP_DIR": str(tmp_path), "CDR_WAREHOUSE_URL": url})
+    assert unsplit.resolve_asset_graph().get(dg.AssetKey("voice_cdrs")).backfill_policy == (
+        dg.BackfillPolicy.single_run())  # by default: one run, as Dagster's CLI needs

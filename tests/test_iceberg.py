@@ -108,7 +108,6 @@ DIE_AFTER_FIRST_COMMIT = textwrap.dedent("""
     from pathlib import Path
     from cdr_workflow.kinds import VOICE
     from cdr_workflow.load import load_day
-from cdr_workflow.reconcile import DailyReport
     from cdr_workflow.sources import DEFAULT_FILE_PATTERN
     from cdr_workflow.sources.local import LocalSource
     from cdr_workflow.warehouse import open_warehouse

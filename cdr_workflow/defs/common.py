@@ -28,10 +28,11 @@ def monthly_partitions(settings: Settings) -> dg.MonthlyPartitionsDefinition:
 
 
 def backfill_policy(settings: Settings) -> dg.BackfillPolicy:
-    """DuckDB takes one writer: a backfill is one run. PostgreSQL and Iceberg take days in
-    parallel: runs of at most CDR_DAYS_PER_RUN days, as many at once as the `cdr_warehouse`
-    pool's limit allows."""
-    if settings.warehouse_url.startswith("duckdb:"):
+    """A backfill is one run by default, and always on DuckDB (one writer). With
+    CDR_DAYS_PER_RUN set, PostgreSQL and Iceberg take days in parallel: runs of at most that
+    many days, as many at once as the `cdr_warehouse` pool's limit allows (and then only the
+    daemon runs a range: Dagster's CLI takes ranges of single-run assets only)."""
+    if settings.warehouse_url.startswith("duckdb:") or not settings.days_per_run:
         return dg.BackfillPolicy.single_run()
     return dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.days_per_run)
 
