@@ -25,6 +25,7 @@ from cdr_workflow.load import load_day
 from cdr_workflow.reconcile import DailyReport
 from cdr_workflow.sources import DEFAULT_FILE_PATTERN
 from cdr_workflow.sources.local import LocalSource
+from cdr_workflow.warehouse import iceberg as iceberg_module
 from cdr_workflow.warehouse import open_warehouse
 from cdr_workflow.warehouse.iceberg import parse_iceberg_url
 
@@ -175,3 +176,15 @@ def test_a_bad_iceberg_url_is_named():
     with pytest.raises(ValueError, match="names its catalog"):
         parse_iceberg_url("iceberg:///cdr")
     assert parse_iceberg_url("iceberg://lake") == ("lake", "cdr")
+
+
+def test_a_day_written_in_several_batches_replaces_the_day_once(drop, iceberg_url, monkeypatch):
+    monkeypatch.setattr(iceberg_module, "COMMIT_BATCH_ROWS", 100)
+    source = LocalSource(drop, re.compile(DEFAULT_FILE_PATTERN))
+    warehouse = open_warehouse(iceberg_url)
+    path = write_voice_file(drop / "voice_2026-11-21.csv", 250, DAY)
+    for run in ("run-1", "run-2"):
+        load_day(source, warehouse, VOICE, DAY, run)
+    rows = pyiceberg_table(iceberg_url, "voice_cdrs").scan().to_arrow()
+    assert sorted(rows.column("call_id").to_pylist()) == sorted(file_rows(path))
+    assert set(rows.column("load_id").to_pylist()) == {"run-2"}

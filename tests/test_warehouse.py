@@ -15,6 +15,7 @@ from cdr_workflow.kinds import VOICE
 from cdr_workflow.load import load_day
 from cdr_workflow.sources import DEFAULT_FILE_PATTERN, NoFileError
 from cdr_workflow.sources.local import LocalSource
+from cdr_workflow.warehouse import open_warehouse
 from cdr_workflow.warehouse.day_load import decode_amounts
 
 DAY = dt.date(2026, 11, 21)
@@ -194,3 +195,22 @@ def test_a_duplicate_across_the_day_s_files_names_its_original_and_keeps_its_tex
     assert (file, raw) == (copy.name, copy.read_text().splitlines()[2])
     assert reasons == (f"duplicate id, earlier in the same day: x is in voice_a_{DAY}.csv "
                        f"line 2 (cdr_date {DAY})")
+
+
+@pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
+def test_a_new_process_does_not_lock_tables_another_load_is_writing(warehouse_url):
+    """Runs in parallel: a run starting (its table check) while another run's day is open
+    must neither wait for it nor deadlock with it (ALTER TABLE would lock every table)."""
+    import threading
+
+    open_warehouse(warehouse_url).ensure_tables()
+    first = open_warehouse(warehouse_url)
+    with first.connect() as con:
+        first.execute(con, "DELETE FROM cdr_rejects WHERE cdr_date = ?", (DAY,))
+        first.execute(con, "LOCK TABLE voice_cdrs IN ROW EXCLUSIVE MODE")
+        done = threading.Event()
+        starter = threading.Thread(
+            target=lambda: (open_warehouse(warehouse_url).ensure_tables(), done.set()))
+        starter.start()
+        assert done.wait(timeout=30), "the table check waited for the open load"
+    starter.join()

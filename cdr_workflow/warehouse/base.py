@@ -92,8 +92,13 @@ class Warehouse(ABC):
             return
         with self._transaction() as con:
             self._lock_schema(con)
+            existing: dict[str, set[str]] = {}
+            for table, column in self.execute(
+                    con, "SELECT table_name, column_name FROM information_schema.columns "
+                    "WHERE table_schema = current_schema()"):
+                existing.setdefault(table, set()).add(column)
             for table in ALL_TABLES:
-                for statement in table.ddl():
+                for statement in table.ddl(existing.get(table.name, set())):
                     self.execute(con, statement)
         self._tables_ready = True
 

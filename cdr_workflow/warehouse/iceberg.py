@@ -48,6 +48,7 @@ CDR_TABLE_NAMES = {t.name for t in CDR_TABLES.values()}  # viewed; the others co
 DEFAULT_NAMESPACE = "cdr"
 COMMIT_ATTEMPTS = 5  # a small table's partition rewritten by another run meanwhile: merge again
 MEMORY_LIMIT = "1GB"  # the working copy spills to a temporary directory beyond this
+COMMIT_BATCH_ROWS = 1_000_000  # a CDR table's rows go to Iceberg this many at a time
 TABLES: dict[str, Table] = {t.name: t for t in ALL_TABLES}
 # ledger last: its rows say the day is complete
 COMMIT_ORDER = [t for t in ALL_TABLES if t is not FILES] + [FILES]
@@ -273,15 +274,25 @@ class WorkingCopy:
             self._iceberg[name], TABLES[name], self._replaced.get(name, set())))
 
     def _commit_cdr_table(self, table: Table) -> None:
+        """One Iceberg commit: the days replaced overwritten with the rows now there, the
+        rest appended, written batch by batch so that a big day is never whole in memory."""
         iceberg = self.warehouse.iceberg_table(table.name)
-        rows = _conform(self.db.sql(f"SELECT * FROM {table.name}__new").to_arrow_table(),
-                        table)
+        batches = self.db.sql(f"SELECT * FROM {table.name}__new").fetch_record_batch(
+            COMMIT_BATCH_ROWS)
         replaced = sorted(self._replaced.get(table.name, ()))
         try:
-            if replaced:
-                iceberg.overwrite(rows, overwrite_filter=In(table.partition_column, replaced))
-            elif rows.num_rows:
-                iceberg.append(rows)
+            with iceberg.transaction() as commit:
+                first = True
+                for batch in batches:
+                    rows = _conform(pa.Table.from_batches([batch]), table)
+                    if first and replaced:
+                        commit.overwrite(rows, overwrite_filter=In(table.partition_column,
+                                                                   replaced))
+                    else:
+                        commit.append(rows)
+                    first = False
+                if first and replaced:  # the days replaced hold no rows now
+                    commit.delete(In(table.partition_column, replaced))
         except ValidationException as exc:
             raise RuntimeError(
                 f"another run wrote {table.name} for {', '.join(map(str, replaced))} at the same "

@@ -55,12 +55,14 @@ class Table:
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([(c.name, c.type) for c in self.columns])
 
-    def ddl(self) -> list[str]:
-        """Create the table, and add the columns a table made by an earlier version lacks."""
-        body = ",\n  ".join(f"{c.name} {c.sql_type}" for c in self.columns)
-        return [f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {body}\n)",
-                *(f"ALTER TABLE {self.name} ADD COLUMN IF NOT EXISTS {c.name} {c.sql_type}"
-                  for c in self.columns)]
+    def ddl(self, existing: set[str] = frozenset()) -> list[str]:
+        """Create the table, or add the columns a table made by an earlier version lacks
+        (`existing`: its columns now). Nothing when it is complete: DDL locks the table."""
+        if not existing:
+            body = ",\n  ".join(f"{c.name} {c.sql_type}" for c in self.columns)
+            return [f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {body}\n)"]
+        return [f"ALTER TABLE {self.name} ADD COLUMN IF NOT EXISTS {c.name} {c.sql_type}"
+                for c in self.columns if c.name not in existing]
 
     def rows(self, records: Sequence[Mapping[str, Any]],
              constants: Mapping[str, Any] | None = None) -> pa.Table:
