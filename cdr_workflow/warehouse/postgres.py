@@ -14,7 +14,9 @@ import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 
+from cdr_workflow.kinds import KINDS
 from cdr_workflow.warehouse.base import Warehouse
+from cdr_workflow.warehouse.tables import CDR_TABLES, HELD_TABLES
 
 CONNECT_ATTEMPTS = 5
 # a day's duplicate search groups a million ids: with the default 4 MB it sorts on disk
@@ -45,6 +47,25 @@ class PostgresWarehouse(Warehouse):
 
     def _begin(self, con: Any) -> None:
         self.execute(con, f"SET LOCAL work_mem = '{WORK_MEM}'")
+
+    def ensure_tables(self) -> None:
+        """The tables, and the indexes that keep a day's cost flat as history grows: its
+        queries find the day's rows, and an id's copies on other days, without reading all
+        days (PostgreSQL has no zone maps)."""
+        if self._tables_ready:
+            return
+        super().ensure_tables()
+        wanted = {f"{table.name}_{column}_idx": (table.name, column)
+                  for kind in KINDS.values()
+                  for table in (CDR_TABLES[kind.name], HELD_TABLES[kind.name])
+                  for column in ("cdr_date", kind.id_column)}
+        with self._transaction() as con:
+            self._lock_schema(con)
+            present = {name for (name,) in self.execute(
+                con, "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")}
+            for name, (table, column) in wanted.items():
+                if name not in present:
+                    self.execute(con, f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})")
 
     def _lock_schema(self, con: Any) -> None:
         # two first runs at once: CREATE TABLE IF NOT EXISTS is not safe against itself
