@@ -24,7 +24,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -39,6 +39,7 @@ from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table as IcebergTable
 from pyiceberg.transforms import IdentityTransform
+from pyiceberg.utils.config import Config
 
 from cdr_workflow.warehouse.base import Warehouse
 from cdr_workflow.warehouse.tables import ALL_TABLES, CDR_TABLES, FILES, Table
@@ -67,7 +68,7 @@ def parse_iceberg_url(url: str) -> tuple[str, str]:
     return catalog, namespace.strip("/") or DEFAULT_NAMESPACE
 
 
-def catalog_properties(env: dict[str, str] | os._Environ[str] = os.environ) -> dict[str, str]:
+def catalog_properties(env: Mapping[str, str] = os.environ) -> dict[str, str]:
     """The standard AWS variables, for catalogs that do not set the S3 endpoint or region
     themselves (pyiceberg's Arrow file IO does not read `AWS_ENDPOINT_URL`)."""
     properties = {}
@@ -128,8 +129,8 @@ class IcebergWarehouse(Warehouse):
                     name=part.name)),
                 properties={"comment": table.description})
             if set(table.column_names) - {f.name for f in iceberg.schema().fields}:
-                with iceberg.update_schema() as schema:
-                    schema.union_by_name(table.arrow_schema)
+                with iceberg.update_schema() as update:
+                    update.union_by_name(table.arrow_schema)
         self._tables_ready = True
 
 
@@ -141,9 +142,8 @@ def iceberg_schema(table: Table) -> Schema:
 
 
 def _configured(catalog: str) -> dict[str, str]:
-    """What the pyiceberg configuration says of the catalog (file or environment)."""
-    from pyiceberg.utils.config import Config
-
+    """What the pyiceberg configuration says of the catalog (file or environment, read now:
+    pyiceberg's own copy is read once, at import)."""
     return Config().get_catalog_config(catalog) or {}
 
 
