@@ -115,6 +115,7 @@ def main() -> None:
         shutil.rmtree(home, ignore_errors=True)
         home.mkdir(parents=True)
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        create_instance(home)
         with warehouse_url(args.warehouse, workdir, args.postgres_url) as url:
             env = {**os.environ, "DAGSTER_HOME": str(home), "CDR_DROP_DIR": str(drop),
                    "CDR_WAREHOUSE_URL": url, "CDR_REPORTS_DIR": str(workdir / "reports"),
@@ -127,6 +128,16 @@ def main() -> None:
     print(json.dumps(report, indent=2))
     if args.workdir is None:
         shutil.rmtree(workdir)
+
+
+def create_instance(home: Path) -> None:
+    """Runs started at once on a new instance would all create its storage (and collide on
+    its schema version): create it first, as a running deployment has."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
 
 
 def held(url: str) -> dict[str, object]:
