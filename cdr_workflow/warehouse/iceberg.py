@@ -303,14 +303,13 @@ class WorkingCopy:
         """Rewrite the partitions that changed: the rows Iceberg holds now, less the rows this
         transaction removed, plus the rows it added."""
         name, part = table.name, table.partition_column
-        diff = f"SELECT * FROM {name} EXCEPT ALL SELECT * FROM {name}__base"
-        undiff = f"SELECT * FROM {name}__base EXCEPT ALL SELECT * FROM {name}"
-        changed = [row[0] for row in self.db.execute(
-            f"SELECT DISTINCT {part} FROM (({diff}) UNION ALL ({undiff})) ORDER BY 1").fetchall()]
+        added, removed = (_conform(self.db.sql(
+            f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}").to_arrow_table(), table)
+            for a, b in ((name, f"{name}__base"), (f"{name}__base", name)))
+        changed = sorted(set(added.column(part).to_pylist())
+                         | set(removed.column(part).to_pylist()))
         if not changed:
             return
-        added, removed = (_conform(self.db.sql(q).to_arrow_table(), table)
-                          for q in (diff, undiff))
         for attempt in range(COMMIT_ATTEMPTS):
             iceberg = self.warehouse.iceberg_table(name)
             current = _conform(iceberg.scan(row_filter=In(part, changed)).to_arrow(), table)
@@ -318,9 +317,8 @@ class WorkingCopy:
             merged.register("current_rows", current)
             merged.register("removed_rows", removed)
             merged.register("added_rows", added)
-            rows = merged.sql("(SELECT * FROM current_rows EXCEPT ALL "
-                                  "SELECT * FROM removed_rows) UNION ALL "
-                                  "SELECT * FROM added_rows").to_arrow_table()
+            rows = merged.sql("(SELECT * FROM current_rows EXCEPT ALL SELECT * FROM "
+                              "removed_rows) UNION ALL SELECT * FROM added_rows").to_arrow_table()
             merged.close()
             try:
                 iceberg.overwrite(_conform(rows, table),
