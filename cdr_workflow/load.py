@@ -21,16 +21,15 @@ from cdr_workflow.header import SchemaDrift
 from cdr_workflow.independent import text_amounts
 from cdr_workflow.kinds import Kind
 from cdr_workflow.privacy import pseudonymise
-from cdr_workflow.reader import raw_text, read_cdr_file
+from cdr_workflow.reader import Chunk, Reject, raw_text, read_cdr_file
 from cdr_workflow.sources import CdrFile, Listing, NoFileError, Source
 from cdr_workflow.warehouse import Warehouse
-from cdr_workflow.warehouse.day_load import AmountKey, DayLoad, FileLoad, day_load
+from cdr_workflow.warehouse.day_load import AmountKey, FileLoad, day_load
 
 T = TypeVar("T")
 
 
 PREFETCH_CHUNKS = 2  # chunks read ahead while the warehouse writes: bounds memory
-APPEND_ROWS = 2 * 122_880  # two of DuckDB's row groups: appends this big use every core
 
 
 def prefetched(chunks: Iterator[T]) -> Iterator[T]:
@@ -89,33 +88,21 @@ class DayLoadResult:
         return sum(f.rows_rejected for f in self.files)
 
 
-class _Batched:
-    """A file's rows appended a row group at a time: the warehouse writes big appends in
-    parallel, and small ones one by one."""
+class _Chunks:
+    """A file's chunks as the rows to append; their rejects, lines read and schema drift are
+    kept as they pass (rejects are written once the rows' stream has ended)."""
 
-    def __init__(self, load: DayLoad, source_file: str):
-        self.load, self.source_file = load, source_file
-        self.pending: list[pa.Table] = []
-        self.size = 0
+    def __init__(self, chunks: Iterator[Chunk], pseudonymisation_key: bytes | None):
+        self.chunks, self.key = chunks, pseudonymisation_key
+        self.rejects: list[Reject] = []
+        self.lines_read, self.drift = 0, SchemaDrift()
 
-    def add(self, rows: pa.Table) -> None:
-        if rows.num_rows:
-            self.pending.append(rows)
-            self.size += rows.num_rows
-        if self.size >= APPEND_ROWS:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.pending:
-            self.load.add_rows(self.source_file, pa.concat_tables(self.pending))
-        self.pending, self.size = [], 0
-
-    def __enter__(self) -> _Batched:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            self.flush()
+    def rows(self) -> Iterator[pa.Table]:
+        for chunk in self.chunks:
+            self.drift = chunk.drift
+            self.rejects += chunk.rejects
+            self.lines_read += chunk.lines_read
+            yield pseudonymise(chunk.rows, self.key) if self.key else chunk.rows
 
 
 def find_day_files(source: Source, kind: Kind, day: dt.date,
@@ -144,23 +131,18 @@ def load_day(
             load.raw_lines = lambda name, lines: lines_of(texts[name], lines)
         for index, cdr_file in enumerate(files):
             text = texts[cdr_file.relative_path] = Path(scratch) / f"{index}.csv"
-            rows_read, drift, rejected = 0, SchemaDrift(), []
-            with source.open(cdr_file) as stream, text.open("wb") as copy, \
-                    _Batched(load, cdr_file.relative_path) as batched:
-                for chunk in prefetched(read_cdr_file(stream, cdr_file.relative_path, kind,
-                                                      copy_to=copy, unique_ids=False)):
-                    drift = chunk.drift
-                    rows, rejects = chunk.rows, chunk.rejects
-                    rejected += [r.raw_line for r in rejects if r.raw_line is not None]
-                    if pseudonymisation_key:
-                        rows = pseudonymise(rows, pseudonymisation_key)
-                        rejects = [replace(r, raw_line=None) for r in rejects]
-                    batched.add(rows)
-                    load.add_rejects(cdr_file.relative_path, rejects)
-                    rows_read += chunk.lines_read
+            with source.open(cdr_file) as stream, text.open("wb") as copy:
+                chunks = _Chunks(prefetched(read_cdr_file(
+                    stream, cdr_file.relative_path, kind, copy_to=copy, unique_ids=False)),
+                    pseudonymisation_key)
+                load.add_rows(cdr_file.relative_path, chunks.rows())
+            rejected = [r.raw_line for r in chunks.rejects if r.raw_line is not None]
+            load.add_rejects(cdr_file.relative_path, [replace(r, raw_line=None) for r in
+                                                      chunks.rejects]
+                             if pseudonymisation_key else chunks.rejects)
             load.add_file(FileLoad(kind.name, day, cdr_file.relative_path, cdr_file.uri,
-                                   cdr_file.size_bytes, cdr_file.fingerprint, rows_read,
-                                   schema_drift=drift),
+                                   cdr_file.size_bytes, cdr_file.fingerprint, chunks.lines_read,
+                                   schema_drift=chunks.drift),
                           reference.submit(accepted_text_amounts, text, rejected, kind))
     return DayLoadResult(kind, day, load.files)
 

@@ -42,6 +42,12 @@ class Warehouse(ABC):
         """Bulk-append Arrow rows to a table (a temporary one: of this session) inside the
         open transaction."""
 
+    def append_stream(self, con: Any, table: str, batches: pa.RecordBatchReader) -> None:
+        """Bulk-append a stream of Arrow rows inside the open transaction; engines that can
+        take the whole stream in one statement override this."""
+        for batch in batches:
+            self.append(con, table, pa.Table.from_batches([batch]))
+
     def _lock_schema(self, con: Any) -> None:  # noqa: B027 - engines with concurrent DDL
         """Keep two processes creating the tables at once from colliding."""
 

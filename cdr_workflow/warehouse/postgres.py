@@ -101,3 +101,8 @@ class PostgresWarehouse(Warehouse):
         """Binary COPY straight from Arrow, inside the open transaction."""
         with con.cursor() as cur:
             cur.adbc_ingest(table, rows, mode="append", temporary=temporary)
+
+    def append_stream(self, con: Any, table: str, batches: pa.RecordBatchReader) -> None:
+        """One binary COPY for the whole stream."""
+        with con.cursor() as cur:
+            cur.adbc_ingest(table, batches, mode="append")
