@@ -113,11 +113,17 @@ def _engine() -> duckdb.DuckDBPyConnection:
 
 
 def _first_fields(path: Path) -> list[str]:
-    """The fields of the first line that is not blank (none for a file of blank lines)."""
-    with path.open(encoding="utf-8", errors="replace", newline="") as f:
-        for line in f:
-            if line.strip():
-                return next(csv.reader([line.lstrip("\ufeff")], delimiter=";"), [])
+    """The fields of the first record that is not a blank line (none for a file of blank
+    lines); a quoted field may hold line breaks, so records are read, not lines (a quote that
+    never closes: the first line's fields)."""
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
+        try:
+            for fields in csv.reader(f, delimiter=";"):
+                if len(fields) > 1 or (fields and fields[0].strip()):
+                    return fields
+        except csv.Error:
+            f.seek(0)
+            return next((line for line in f if line.strip()), "").rstrip("\r\n").split(";")
     return []
 
 

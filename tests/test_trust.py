@@ -4,6 +4,7 @@ tables made by an earlier version."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import dagster as dg
 import pytest
@@ -125,3 +126,17 @@ def test_money_the_reader_loses_fails_the_amount_check(env, drop_dir, monkeypatc
                  if c.check_name == "amounts_match_file")
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     assert check.metadata["detail"].value == "EUR/app-1: file 3.750000 vs warehouse 2.250000"
+
+
+def test_the_independent_reading_counts_the_columns_of_a_first_record_with_a_line_break(
+        tmp_path):
+    """Without a header the reference knows the layout by the first record's width: a quoted
+    line break in that record must not cut it short (it would shift every column)."""
+    from cdr_workflow.independent import text_amounts
+    from cdr_workflow.kinds import VOICE
+
+    fields = LAYOUTS["phone_terminated"].fields
+    row = pt_row("a", Custom='"two\nlines"', Amount="1.5", Currency="EUR", ApplicationKey="k")
+    path = tmp_path / "voice_2026-11-21.csv"
+    path.write_text(";".join(row[f.sinch_name] for f in fields) + "\n", encoding="utf-8")
+    assert text_amounts(path, VOICE) == {("EUR", "k"): Decimal("1.5")}
