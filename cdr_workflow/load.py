@@ -175,6 +175,10 @@ def lines_of(text: Path, wanted: set[int], block_bytes: int = 8 * 1024 * 1024
     with text.open("rb") as f:
         while targets and (block := f.read(block_bytes)):
             buf = carry + block
+            if targets[0] >= first_line + buf.count(b"\n"):  # none here: only count (memchr)
+                cut = buf.rfind(b"\n") + 1
+                first_line, carry = first_line + buf.count(b"\n", 0, cut), buf[cut:]
+                continue
             ends = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 0x0A)
             last = first_line + len(ends)  # lines before `last` end in this buffer
             while targets and targets[0] < last:

@@ -126,6 +126,7 @@ class DayLoad:
             if failure and failure[0] is not exc:
                 raise failure[0] from None
             raise
+        self.warehouse.refresh_statistics(self.con, self.table.name)  # for the looks below
         if candidates:
             self._settle(source_file, pa.concat_tables(candidates))
 
@@ -235,7 +236,6 @@ class DayLoad:
         return pa.Table.from_arrays(columns, schema=schema)
 
     def finish(self) -> None:
-        self.warehouse.refresh_statistics(self.con, self.table.name)
         self._reject_copies_of_other_days()
         self._keep_raw_text_of_duplicates()
         self._restore_held_copies(", ".join(self.table.column_names))
