@@ -168,25 +168,22 @@ def accepted_text_amounts(text: Path, rejected: list[str], kind: Kind
 def lines_of(text: Path, wanted: set[int], block_bytes: int = 8 * 1024 * 1024
              ) -> dict[int, str]:
     """The text of the given (1-based) lines of a file, read block by block (memory stays
-    flat whatever the file's size)."""
+    flat whatever the file's size); blocks before the next wanted line are only counted."""
     targets = sorted(n for n in wanted if n > 0)
     found: dict[int, str] = {}
     first_line, carry = 1, b""  # the line that starts `carry`, and its bytes so far
     with text.open("rb") as f:
         while targets and (block := f.read(block_bytes)):
-            buf = carry + block
-            if targets[0] >= first_line + buf.count(b"\n"):  # none here: only count (memchr)
-                cut = buf.rfind(b"\n") + 1
-                first_line, carry = first_line + buf.count(b"\n", 0, cut), buf[cut:]
-                continue
-            ends = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 0x0A)
-            last = first_line + len(ends)  # lines before `last` end in this buffer
-            while targets and targets[0] < last:
-                n = targets.pop(0)
-                start = 0 if n == first_line else int(ends[n - first_line - 1]) + 1
-                found[n] = raw_text(buf[start:int(ends[n - first_line])])
-            carry = buf[int(ends[-1]) + 1:] if len(ends) else buf
-            first_line = last
+            buf = carry + block if carry else block
+            newlines = buf.count(b"\n")
+            if targets[0] < first_line + newlines:  # a wanted line ends in this block
+                ends = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 0x0A)
+                while targets and targets[0] < first_line + newlines:
+                    n = targets.pop(0)
+                    start = 0 if n == first_line else int(ends[n - first_line - 1]) + 1
+                    found[n] = raw_text(buf[start:int(ends[n - first_line])])
+            carry = buf[buf.rfind(b"\n") + 1:]
+            first_line += newlines
     if targets and targets[0] == first_line and carry:  # a last line without a newline
         found[first_line] = raw_text(carry)
     return found

@@ -7,42 +7,25 @@ collide), held back and settled exactly by the warehouse. Memory is 8 bytes per 
 
 from __future__ import annotations
 
+import functools
+
+import duckdb
 import numpy as np
 import pyarrow as pa
 
-_FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
-_HASHED_BYTES = 64  # the head of a longer id is hashed, with its tail and length
-
 
 def id_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A 64-bit hash per id, equal for equal ids (nulls hash as the empty string), read eight
-    bytes at a time straight from the Arrow buffers."""
-    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
-    offset_type = np.int64 if pa.types.is_large_string(ids.type) else np.int32
-    offsets = np.frombuffer(ids.buffers()[1], offset_type)[ids.offset:ids.offset + len(ids) + 1]
-    starts, ends = offsets[:-1].astype(np.int64), offsets[1:].astype(np.int64)
-    if ids.null_count:
-        ends = np.where(ids.is_null().to_numpy(zero_copy_only=False), starts, ends)
-    data = np.frombuffer(ids.buffers()[2] or b"", np.uint8)
-    padded = np.concatenate([data, np.zeros(8, np.uint8)])
-    # every (unaligned) 8-byte word of the text, one starting at each byte
-    words = np.ndarray((len(padded) - 7,), "<u8", padded.data, strides=(1,))
-    lengths = ends - starts
-    hashes = _FNV_OFFSET ^ lengths.astype(np.uint64)
-    longest = int(lengths.max(initial=0))
-    # (where a word starts, which ids it belongs to): a hash mixes in only its own id's words
-    words_read = [(starts + k, lengths > k) for k in range(0, min(longest, _HASHED_BYTES), 8)]
-    if longest > _HASHED_BYTES:  # the tail of a long id, where ids of one sender differ
-        words_read.append((np.maximum(ends - 8, starts), lengths > _HASHED_BYTES))
-    with np.errstate(over="ignore"):
-        for position, own in words_read:
-            remaining = np.clip(ends - position, 0, 8).astype(np.uint64)
-            mask = np.where(remaining == 8, ~np.uint64(0),
-                            (np.uint64(1) << (remaining * np.uint64(8))) - np.uint64(1))
-            word = words[np.minimum(position, len(words) - 1)]
-            mixed = (hashes ^ (word & mask)) * _FNV_PRIME
-            hashes = np.where(own, mixed ^ (mixed >> np.uint64(29)), hashes)
-    return hashes
+    """DuckDB's 64-bit hash of each id (equal ids hash alike), on a connection of its own."""
+    cursor = _hasher().cursor()  # one per call: a connection is not shared between threads
+    try:
+        return cursor.from_arrow(pa.table({"id": ids})).select("hash(id) AS h").fetchnumpy()["h"]
+    finally:
+        cursor.close()
+
+
+@functools.cache
+def _hasher() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(":memory:", config={"threads": 1})
 
 
 class SeenIds:
