@@ -29,34 +29,67 @@ def _hasher() -> duckdb.DuckDBPyConnection:
 
 
 class SeenIds:
-    """Sorted runs of the hashes seen, merged as they grow (a log-structured set): each look
-    is a binary search per run, each hash is merged a logarithmic number of times."""
+    """A hash set of the hashes seen, with linear probing: a hash's home slot is its top bits,
+    so a sorted batch probes the table front to back, and growing places every stored hash
+    in one vectorised pass (in sorted order each one lands right after the one before it or
+    at home). Memory stays under 16 bytes per id; probing never wraps, it runs into a tail."""
 
-    def __init__(self) -> None:
-        self._runs: list[np.ndarray] = []
+    EMPTY = np.uint64(0)  # a hash of 0 is stored as 1: a collision, settled like any other
+    MAX_LOAD = 0.7
+    TAIL = 1024  # slots past the last home slot, where the last runs of hashes end
+
+    def __init__(self, home_bits: int = 16) -> None:
+        self._bits = home_bits
+        self._slots = np.zeros((1 << home_bits) + self.TAIL, dtype=np.uint64)
+        self._count = 0
 
     def add(self, hashes: np.ndarray) -> np.ndarray:
         """Record the hashes; True where one was seen before, earlier in these or in a call
         before."""
+        hashes = np.where(hashes == self.EMPTY, np.uint64(1), hashes)
+        unique, first = np.unique(hashes, return_index=True)
+        while self._count + len(unique) > self.MAX_LOAD * (1 << self._bits):
+            self._grow()
+        new = np.zeros(len(unique), dtype=bool)
+        pending = np.arange(len(unique))
+        while len(pending):
+            pending = self._insert(unique, pending, new)
+            if len(pending):  # a run reached the end of the tail
+                self._grow()
+        self._count += int(new.sum())
         seen = np.ones(len(hashes), dtype=bool)
-        seen[np.unique(hashes, return_index=True)[1]] = False
-        for run in self._runs:
-            at = np.minimum(np.searchsorted(run, hashes), len(run) - 1)
-            seen |= run[at] == hashes
-        if not seen.all():
-            self._runs.append(np.sort(hashes[~seen]))
-        while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
-            newer = self._runs.pop()
-            self._runs[-1] = _merged(self._runs[-1], newer)
+        seen[first[new]] = False
         return seen
 
+    def _insert(self, keys: np.ndarray, pending: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """Insert keys[pending] (distinct), marking in `new` those that were not there; the
+        ones left when a probe would leave the table."""
+        slots = (keys >> np.uint64(64 - self._bits)).astype(np.int64)
+        while len(pending):
+            at = slots[pending]
+            if at.max() >= len(self._slots):
+                return pending
+            held = self._slots[at]
+            free = held == self.EMPTY
+            self._slots[at[free]] = keys[pending[free]]  # of keys racing for a slot, one wins
+            won = free & (self._slots[at] == keys[pending])
+            new[pending[won]] = True
+            pending = pending[~(won | (held == keys[pending]))]
+            slots[pending] += 1
+        return pending
 
-def _merged(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Two sorted arrays as one, in linear time."""
-    merged = np.empty(len(a) + len(b), a.dtype)
-    at = np.searchsorted(a, b) + np.arange(len(b))
-    merged[at] = b
-    rest = np.ones(len(merged), dtype=bool)
-    rest[at] = False
-    merged[rest] = a
-    return merged
+    def _grow(self) -> None:
+        # the table holds them almost in order: timsort ("stable") takes that in one pass
+        stored = np.sort(self._slots[self._slots != self.EMPTY], kind="stable")
+        self._slots = np.zeros(0, dtype=np.uint64)  # freed before the bigger one is made
+        self._bits += 1
+        # each lands at home or right after the one before it, whichever is later
+        places = (stored >> np.uint64(64 - self._bits)).astype(np.int64)
+        order = np.arange(len(stored))
+        places -= order
+        np.maximum.accumulate(places, out=places)
+        places += order
+        del order
+        size = max(1 << self._bits, int(places[-1]) + 1 if len(places) else 0) + self.TAIL
+        self._slots = np.zeros(size, dtype=np.uint64)
+        self._slots[places] = stored
