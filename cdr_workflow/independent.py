@@ -115,7 +115,7 @@ def _engine() -> duckdb.DuckDBPyConnection:
 def _first_fields(path: Path) -> list[str]:
     """The fields of the first record that is not a blank line (none for a file of blank
     lines); a quoted field may hold line breaks, so records are read, not lines (a quote that
-    never closes: the first line's fields)."""
+    runs past the csv module's field limit: the first line split at every `;`)."""
     with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
         try:
             for fields in csv.reader(f, delimiter=";"):

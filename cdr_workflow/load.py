@@ -131,10 +131,11 @@ def load_day(
             load.raw_lines = lambda name, lines: lines_of(texts[name], lines)
         for index, cdr_file in enumerate(files):
             text = texts[cdr_file.relative_path] = Path(scratch) / f"{index}.csv"
-            with source.open(cdr_file) as stream, text.open("wb") as copy:
-                chunks = _Chunks(prefetched(read_cdr_file(
-                    stream, cdr_file.relative_path, kind, copy_to=copy, unique_ids=False)),
-                    pseudonymisation_key)
+            with source.open(cdr_file) as stream, text.open("wb") as copy, \
+                    contextlib.closing(prefetched(read_cdr_file(
+                        stream, cdr_file.relative_path, kind, copy_to=copy,
+                        unique_ids=False))) as read:  # a failed append stops the reading too
+                chunks = _Chunks(read, pseudonymisation_key)
                 load.add_rows(cdr_file.relative_path, chunks.rows())
             rejected = [r.raw_line for r in chunks.rejects if r.raw_line is not None]
             load.add_rejects(cdr_file.relative_path, [replace(r, raw_line=None) for r in

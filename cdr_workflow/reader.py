@@ -42,7 +42,8 @@ DEFAULT_BLOCK_BYTES = 8 * 1024 * 1024  # measured: faster and leaner than 4 or 1
 PARSE_BLOCK_BYTES = 1024 * 1024  # pyarrow's unit of parallel parsing
 MAX_RECORD_BYTES = 64 * 1024 * 1024  # a record longer than this means an unterminated quote
 HELD_ROWS = 50_000  # suspect rows held for one run of the schema (a bad file has many)
-READ_THREADS = min(4, os.cpu_count() or 1)  # blocks typed at once (pyarrow frees the GIL)
+READ_THREADS = min(4, os.cpu_count() or 1)  # blocks typed at once, up to 4 cores (pyarrow
+# frees the GIL); each block in flight holds its bytes and typed rows
 
 __all__ = ["DELIMITER", "CdrFileError", "Chunk", "Reject", "decompressed", "read_cdr_file"]
 
@@ -128,9 +129,10 @@ def read_cdr_file(
 
 
 class _Blocks:
-    """Blocks typed on every core, their chunks handed on in file order. Suspect rows are
-    held for the schema and judged together (it runs once, not per block), bounded in number
-    and never across a change of layout or, when ids must be unique, across blocks."""
+    """Blocks typed side by side (READ_THREADS), their chunks handed on in file order.
+    Suspect rows are held for the schema and judged together (it runs once, not per block),
+    bounded in number and never across a change of layout or, when ids must be unique,
+    across blocks."""
 
     def __init__(self, unique_ids: bool):
         self.unique_ids = unique_ids

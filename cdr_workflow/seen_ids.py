@@ -2,7 +2,8 @@
 
 A row whose id hash is new is certainly a first copy and can be appended at once, in the same
 stream as every other row; a row whose hash was seen is only a *candidate* copy (a hash can
-collide), held back and settled exactly by the warehouse. Memory is 8 bytes per id.
+collide), held back and settled exactly by the warehouse. Memory: 8 bytes per slot, 12 to 23
+bytes per id (a 10M-id day: 134 MB).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class SeenIds:
     """A hash set of the hashes seen, with linear probing: a hash's home slot is its top bits,
     so a sorted batch probes the table front to back, and growing places every stored hash
     in one vectorised pass (in sorted order each one lands right after the one before it or
-    at home). Memory stays under 16 bytes per id; probing never wraps, it runs into a tail."""
+    at home). Probing never wraps: it runs into a tail of slots past the last home."""
 
     EMPTY = np.uint64(0)  # a hash of 0 is stored as 1: a collision, settled like any other
     MAX_LOAD = 0.7

@@ -111,3 +111,55 @@ def test_an_unreachable_warehouse_is_retried_then_named_without_its_password(mon
     assert "postgresql://cdr@127.0.0.1:1/warehouse after 5 attempts" in message
     assert "Sup3rS3cret" not in message and "Sup3rS3cret" not in repr(raised.value.__cause__)
     assert naps == [1.0, 2.0, 4.0, 8.0]
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
+def test_a_warehouse_failing_mid_stream_stops_the_reading_and_keeps_the_day(
+        tmp_path, warehouse_url, monkeypatch):
+    """The warehouse gives up after the first rows of a big file: the error is its own, the
+    day keeps its earlier load, and no reader thread is left behind."""
+    import threading
+    import time
+
+    drop = tmp_path / "drop"
+    source = LocalSource(drop, re.compile(DEFAULT_FILE_PATTERN))
+    warehouse = open_warehouse(warehouse_url)
+    write_voice_file(drop / "voice_2026-11-21.csv", 10, DAY, seed=1)
+    load_day(source, warehouse, VOICE, DAY, "before")
+    write_voice_file(drop / "voice_2026-11-21.csv", 150_000, DAY, seed=2)
+
+    def give_up(con, table, batches):
+        next(iter(batches))
+        raise OSError("disk full")
+
+    monkeypatch.setattr(warehouse, "append_stream", give_up)
+    with pytest.raises(OSError, match="disk full") as failed:  # its traceback kept, as a
+        load_day(source, warehouse, VOICE, DAY, "failed")      # run's log may keep it
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+            t.name.startswith(("cdr-reader", "cdr-block")) for t in threading.enumerate()):
+        time.sleep(0.1)
+    assert not [t.name for t in threading.enumerate()
+                if t.name.startswith(("cdr-reader", "cdr-block"))], failed.traceback
+    assert warehouse.query("SELECT DISTINCT load_id FROM voice_cdrs") == [("before",)]
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
+def test_a_load_failing_inside_the_bulk_insert_leaves_the_session_as_it_was(
+        tmp_path, warehouse_url):
+    """A file that breaks mid-stream aborts DuckDB's insert; the next transaction of the same
+    session (a backfill's next day) runs with DuckDB's default row order again."""
+    import gzip
+
+    drop = tmp_path / "drop"
+    source = LocalSource(drop, re.compile(DEFAULT_FILE_PATTERN))
+    warehouse = open_warehouse(warehouse_url)
+    plain = write_voice_file(tmp_path / "voice.csv", 100_000, DAY, seed=3)
+    packed = gzip.compress(plain.read_bytes())
+    drop.mkdir()
+    (drop / "voice_2026-11-21.csv.gz").write_bytes(packed[: len(packed) * 2 // 3])
+    with warehouse.session():
+        with pytest.raises(Exception, match="cannot decompress"):
+            load_day(source, warehouse, VOICE, DAY, "broken")
+        assert warehouse.query(
+            "SELECT current_setting('preserve_insertion_order')") == [(True,)]

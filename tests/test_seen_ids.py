@@ -59,12 +59,15 @@ def test_distinct_ids_are_not_flagged():
     assert not flags.any()
 
 
-@pytest.mark.parametrize("distinct", [3, 150])  # a few rows cut out of the stream, and many
+# a few rows cut out of the stream; many, settled a few at a time
+@pytest.mark.parametrize(("distinct", "settled_at_once"), [(3, 1000), (150, 7)])
 def test_a_hash_collision_loads_the_row_and_a_real_copy_is_held(tmp_path, warehouse,
-                                                                 monkeypatch, distinct):
+                                                                 monkeypatch, distinct,
+                                                                 settled_at_once):
     """Every id hashing alike makes every row after the first a candidate: the warehouse must
     settle them exactly, loading the distinct ids and holding only the real copy."""
     monkeypatch.setattr(day_load, "id_hashes", lambda ids: np.zeros(len(ids), np.uint64))
+    monkeypatch.setattr(day_load, "SETTLE_ROWS", settled_at_once)
     drop = tmp_path / "drop"
     drop.mkdir()
     names = ["a", "b", "c", *(f"x{n}" for n in range(distinct - 3))]

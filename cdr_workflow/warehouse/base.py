@@ -17,6 +17,8 @@ import pyarrow as pa
 
 from cdr_workflow.warehouse.tables import ALL_TABLES, Table
 
+STREAM_APPEND_ROWS = 2 * 122_880  # rows per append when a stream is appended in parts
+
 
 class Warehouse(ABC):
     """One warehouse: DuckDB (embedded) or PostgreSQL, same tables, same invariants."""
@@ -43,10 +45,16 @@ class Warehouse(ABC):
         open transaction."""
 
     def append_stream(self, con: Any, table: str, batches: pa.RecordBatchReader) -> None:
-        """Bulk-append a stream of Arrow rows inside the open transaction; engines that can
-        take the whole stream in one statement override this."""
+        """Bulk-append a stream of Arrow rows inside the open transaction, some row groups
+        at a time; engines that take the whole stream in one statement override this."""
+        pending: list[pa.RecordBatch] = []
         for batch in batches:
-            self.append(con, table, pa.Table.from_batches([batch]))
+            pending.append(batch)
+            if sum(b.num_rows for b in pending) >= STREAM_APPEND_ROWS:
+                self.append(con, table, pa.Table.from_batches(pending, batches.schema))
+                pending = []
+        if pending:
+            self.append(con, table, pa.Table.from_batches(pending, batches.schema))
 
     def _lock_schema(self, con: Any) -> None:  # noqa: B027 - engines with concurrent DDL
         """Keep two processes creating the tables at once from colliding."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -37,6 +38,7 @@ DUPLICATE_SAME_DAY = "duplicate id, earlier in the same day"
 DUPLICATE_SAME_FILE = "duplicate id, earlier in the same file"
 
 FEW_CUTS = 64  # rows left out of a batch beyond which one filtering copy beats many slices
+SETTLE_ROWS = 2 * 122_880  # rows whose id hash was seen, looked up at once: bounds memory
 
 AmountKey = tuple[str | None, str | None]  # (currency, application key)
 RawLines = Callable[[str, set[int]], dict[int, str]]
@@ -101,35 +103,37 @@ class DayLoad:
         """Append a file's rows, streamed in one statement. A later copy of an id in the day
         (appended before, or earlier in this file) is not appended but held, as a reject
         naming where its original is: rows whose id hash was seen are kept out of the stream
-        and looked up once it ends, so the day never deletes from its own rows (DuckDB would
-        rewrite the whole appended day at commit). Other days' copies: see `finish`."""
-        candidates: list[pa.Table] = []
-        failure: list[BaseException] = []  # the reader's error, as the engine sees another
+        (spooled to disk: a file delivered twice makes millions) and looked up once it ends,
+        so the day never deletes from its own rows (DuckDB would rewrite the whole appended
+        day at commit). Other days' copies: see `finish`."""
+        failure: list[Exception] = []  # the reader's error, as the engine sees another
+        with _Spool(self.table.arrow_schema) as candidates:
 
-        def first_copies() -> Iterator[pa.RecordBatch]:
+            def first_copies() -> Iterator[pa.RecordBatch]:
+                try:
+                    for rows in batches:
+                        if not rows.num_rows:
+                            continue
+                        rows = self._with_lineage(source_file, rows)
+                        seen = self._seen.add(id_hashes(rows.column(self.kind.id_column)))
+                        if seen.any():
+                            candidates.add(rows.filter(pa.array(seen)))
+                        yield from _without(rows, seen)
+                except Exception as exc:
+                    failure.append(exc)
+                    raise
+
+            stream = pa.RecordBatchReader.from_batches(self.table.arrow_schema, first_copies())
             try:
-                for rows in batches:
-                    if not rows.num_rows:
-                        continue
-                    rows = self._with_lineage(source_file, rows)
-                    seen = self._seen.add(id_hashes(rows.column(self.kind.id_column)))
-                    if seen.any():
-                        candidates.append(rows.filter(pa.array(seen)))
-                    yield from _without(rows, seen)
-            except BaseException as exc:
-                failure.append(exc)
+                self.warehouse.append_stream(self.con, self.table.name, stream)
+            except Exception as exc:
+                if failure and failure[0] is not exc:
+                    raise failure[0] from None
                 raise
-
-        stream = pa.RecordBatchReader.from_batches(self.table.arrow_schema, first_copies())
-        try:
-            self.warehouse.append_stream(self.con, self.table.name, stream)
-        except BaseException as exc:
-            if failure and failure[0] is not exc:
-                raise failure[0] from None
-            raise
-        self.warehouse.refresh_statistics(self.con, self.table.name)  # for the looks below
-        if candidates:
-            self._settle(source_file, pa.concat_tables(candidates))
+            if candidates.rows:
+                self.warehouse.refresh_statistics(self.con, self.table.name)  # for the looks
+            for rows in candidates.tables(SETTLE_ROWS):
+                self._settle(source_file, rows)
 
     def _settle(self, source_file: str, rows: pa.Table) -> None:
         """Rows whose id hash was seen: held when an earlier copy is in the day, else (a hash
@@ -237,6 +241,7 @@ class DayLoad:
         return pa.Table.from_arrays(columns, schema=schema)
 
     def finish(self) -> None:
+        self.warehouse.refresh_statistics(self.con, self.table.name)
         self._reject_copies_of_other_days()
         self._keep_raw_text_of_duplicates()
         self._restore_held_copies(", ".join(self.table.column_names))
@@ -361,6 +366,41 @@ class DayLoad:
             "schema_drift": encode_drift(file.schema_drift),
             "load_id": self.load_id, "loaded_at": dt.datetime.now(dt.UTC)}]))
         return file
+
+
+class _Spool:
+    """Rows written to a temporary file as they come, read back a bounded number at a time."""
+
+    def __init__(self, schema: pa.Schema):
+        self.schema, self.rows = schema, 0
+        self._file = tempfile.TemporaryFile(prefix="cdr-spool-")  # noqa: SIM115 - see __exit__
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+
+    def add(self, rows: pa.Table) -> None:
+        if self._writer is None:
+            self._writer = pa.ipc.new_stream(self._file, self.schema)
+        self._writer.write_table(rows)
+        self.rows += rows.num_rows
+
+    def tables(self, at_most: int) -> Iterator[pa.Table]:
+        if self._writer is None:
+            return
+        self._writer.close()
+        self._file.seek(0)
+        pending: list[pa.RecordBatch] = []
+        for batch in pa.ipc.open_stream(self._file):
+            pending.append(batch)
+            if sum(b.num_rows for b in pending) >= at_most:
+                yield pa.Table.from_batches(pending, self.schema)
+                pending = []
+        if pending:
+            yield pa.Table.from_batches(pending, self.schema)
+
+    def __enter__(self) -> _Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
 
 
 def _without(rows: pa.Table, left_out: np.ndarray) -> Iterator[pa.RecordBatch]:
