@@ -19,7 +19,7 @@ from cdr_workflow.kinds import VOICE
 from cdr_workflow.load import load_day
 from cdr_workflow.sources import DEFAULT_FILE_PATTERN
 from cdr_workflow.sources.local import LocalSource
-from cdr_workflow.warehouse import open_warehouse
+from cdr_workflow.warehouse import Warehouse, open_warehouse
 from cdr_workflow.warehouse import postgres as postgres_module
 
 DAY = dt.date(2026, 11, 21)
@@ -30,7 +30,7 @@ LOAD_SCRIPT = textwrap.dedent("""
     from cdr_workflow.load import load_day
     from cdr_workflow.sources import DEFAULT_FILE_PATTERN
     from cdr_workflow.sources.local import LocalSource
-    from cdr_workflow.warehouse import open_warehouse
+    from cdr_workflow.warehouse import Warehouse, open_warehouse
     from cdr_workflow.kinds import KINDS, VOICE
     from cdr_workflow.warehouse.day_load import DayLoad
 
@@ -53,14 +53,22 @@ def start_load(drop: Path, url: str, day: dt.date, load_id: str, kind: str = "vo
                              load_id, kind], stdout=subprocess.PIPE, text=True)
 
 
-def test_a_load_killed_mid_append_leaves_the_day_untouched_and_a_rerun_is_correct(
-        tmp_path, warehouse_url):
+def a_day_loaded_and_its_bigger_delivery(tmp_path: Path, warehouse_url: str, rows: int
+                                         ) -> tuple[Path, LocalSource, Warehouse]:
+    """The day loaded once (load id "before"), then a file of `rows` rows dropped for it."""
     drop = tmp_path / "drop"
     source = LocalSource(drop, re.compile(DEFAULT_FILE_PATTERN))
     warehouse = open_warehouse(warehouse_url)
     write_voice_file(drop / "voice_2026-11-21.csv", 100, DAY, seed=1)
     load_day(source, warehouse, VOICE, DAY, "before")
-    write_voice_file(drop / "voice_2026-11-21.csv", 200_000, DAY, seed=2)
+    write_voice_file(drop / "voice_2026-11-21.csv", rows, DAY, seed=2)
+    return drop, source, warehouse
+
+
+def test_a_load_killed_mid_append_leaves_the_day_untouched_and_a_rerun_is_correct(
+        tmp_path, warehouse_url):
+    drop, source, warehouse = a_day_loaded_and_its_bigger_delivery(tmp_path, warehouse_url,
+                                                                   200_000)
 
     child = start_load(drop, warehouse_url, DAY, "killed")
     assert child.stdout.readline().strip() == "appended"
@@ -121,12 +129,8 @@ def test_a_warehouse_failing_mid_stream_stops_the_reading_and_keeps_the_day(
     import threading
     import time
 
-    drop = tmp_path / "drop"
-    source = LocalSource(drop, re.compile(DEFAULT_FILE_PATTERN))
-    warehouse = open_warehouse(warehouse_url)
-    write_voice_file(drop / "voice_2026-11-21.csv", 10, DAY, seed=1)
-    load_day(source, warehouse, VOICE, DAY, "before")
-    write_voice_file(drop / "voice_2026-11-21.csv", 150_000, DAY, seed=2)
+    _, source, warehouse = a_day_loaded_and_its_bigger_delivery(tmp_path, warehouse_url,
+                                                                150_000)
 
     def give_up(con, table, batches):
         next(iter(batches))
