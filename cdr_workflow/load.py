@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime as dt
 import tempfile
@@ -126,14 +127,14 @@ def load_day(
     with tempfile.TemporaryDirectory(prefix="cdr-text-") as scratch, \
             ThreadPoolExecutor(1, thread_name_prefix="cdr-amounts") as reference, \
             day_load(warehouse, kind, day, load_id) as load:
-        texts: dict[str, Path] = {}  # each file's text: for DuckDB, and duplicates' evidence
+        texts: dict[str, TextCopy] = {}  # each file's text: for DuckDB, duplicates' evidence
         if not pseudonymisation_key:
-            load.raw_lines = lambda name, lines: lines_of(texts[name], lines)
+            load.raw_lines = lambda name, lines: texts[name].lines(lines)
         for index, cdr_file in enumerate(files):
-            text = texts[cdr_file.relative_path] = Path(scratch) / f"{index}.csv"
-            with source.open(cdr_file) as stream, text.open("wb") as copy, \
+            text = texts[cdr_file.relative_path] = TextCopy(Path(scratch) / f"{index}.csv")
+            with source.open(cdr_file) as stream, contextlib.closing(text), \
                     contextlib.closing(prefetched(read_cdr_file(
-                        stream, cdr_file.relative_path, kind, copy_to=copy,
+                        stream, cdr_file.relative_path, kind, copy_to=text,
                         unique_ids=False))) as read:  # a failed append stops the reading too
                 chunks = _Chunks(read, pseudonymisation_key)
                 load.add_rows(cdr_file.relative_path, chunks.rows())
@@ -144,7 +145,7 @@ def load_day(
             load.add_file(FileLoad(kind.name, day, cdr_file.relative_path, cdr_file.uri,
                                    cdr_file.size_bytes, cdr_file.fingerprint, chunks.lines_read,
                                    schema_drift=chunks.drift),
-                          reference.submit(accepted_text_amounts, text, rejected, kind))
+                          reference.submit(accepted_text_amounts, text.path, rejected, kind))
     return DayLoadResult(kind, day, load.files)
 
 
@@ -166,15 +167,46 @@ def accepted_text_amounts(text: Path, rejected: list[str], kind: Kind
     return {key: amount for key, amount in total.items() if amount}
 
 
-def lines_of(text: Path, wanted: set[int], block_bytes: int = 8 * 1024 * 1024
-             ) -> dict[int, str]:
+class TextCopy:
+    """A file's text as the reader reads it, written to disk, with the byte offset and line
+    number where each piece written starts: a line is read back from its piece, not from the
+    start of the file (a 10M-line file's duplicates cost seconds otherwise)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._file = path.open("wb")
+        self.offsets, self.first_lines = [0], [1]
+
+    def write(self, data: bytes) -> int:
+        self._file.write(data)
+        self.offsets.append(self.offsets[-1] + len(data))
+        self.first_lines.append(self.first_lines[-1] + data.count(b"\n"))
+        return len(data)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def lines(self, wanted: set[int]) -> dict[int, str]:
+        return lines_of(self.path, wanted, starts=(self.offsets, self.first_lines))
+
+
+def lines_of(text: Path, wanted: set[int], block_bytes: int = 8 * 1024 * 1024,
+             starts: tuple[list[int], list[int]] | None = None) -> dict[int, str]:
     """The text of the given (1-based) lines of a file, read block by block (memory stays
-    flat whatever the file's size); blocks before the next wanted line are only counted."""
+    flat whatever the file's size); blocks before the next wanted line are only counted, or
+    skipped when `starts` says where lines are (byte offsets and the line at each)."""
     targets = sorted(n for n in wanted if n > 0)
     found: dict[int, str] = {}
     first_line, carry = 1, b""  # the line that starts `carry`, and its bytes so far
     with text.open("rb") as f:
-        while targets and (block := f.read(block_bytes)):
+        while targets:
+            if starts:  # jump to the last known start before the line (it may be mid-line)
+                at = bisect.bisect_left(starts[1], targets[0]) - 1
+                if at >= 0 and starts[0][at] > f.tell():
+                    f.seek(starts[0][at])
+                    first_line, carry = starts[1][at], b""
+            if not (block := f.read(block_bytes)):
+                break
             buf = carry + block if carry else block
             newlines = buf.count(b"\n")
             if targets[0] < first_line + newlines:  # a wanted line ends in this block

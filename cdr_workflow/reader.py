@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -46,6 +46,10 @@ READ_THREADS = min(4, os.cpu_count() or 1)  # blocks typed at once, up to 4 core
 # frees the GIL); each block in flight holds its bytes and typed rows
 
 __all__ = ["DELIMITER", "CdrFileError", "Chunk", "Reject", "decompressed", "read_cdr_file"]
+
+
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ def read_cdr_file(
     *,
     header: bool | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
-    copy_to: BinaryIO | None = None,
+    copy_to: Writable | None = None,
     unique_ids: bool = True,
 ) -> Iterator[Chunk]:
     """Yield chunks of the file. `header=None` detects a header row by its field names;

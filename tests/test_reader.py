@@ -191,7 +191,7 @@ def test_header_only_and_empty_files_read_no_lines():
 
 
 def test_the_text_of_lines_asked_for_is_read_block_by_block(tmp_path):
-    from cdr_workflow.load import lines_of
+    from cdr_workflow.load import TextCopy, lines_of
 
     lines = [f"{n};" + "x" * (n % 37) for n in range(1, 2001)]
     for ending in ("\n", "\r\n", ""):
@@ -202,3 +202,9 @@ def test_the_text_of_lines_asked_for_is_read_block_by_block(tmp_path):
         expected = {n: lines[n - 1] for n in wanted if 1 <= n <= 2000}
         for block_bytes in (5, 64, 1 << 20):  # lines longer and shorter than a block
             assert lines_of(path, wanted, block_bytes) == expected
+        for piece in (7, 100, 1 << 20):  # written as a reader does: lines cut anywhere
+            copy, data = TextCopy(tmp_path / "copy.csv"), path.read_bytes()
+            for at in range(0, len(data), piece):
+                copy.write(data[at:at + piece])
+            copy.close()
+            assert copy.lines(wanted) == expected
