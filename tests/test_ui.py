@@ -81,7 +81,10 @@ def page(dagster_ui: str):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000}, base_url=dagster_ui)
         page.set_default_timeout(30_000)
-        # a fresh browser gets a "Join the Dagster community" dialog, whenever it likes
+        # a fresh browser gets a "Join the Dagster community" dialog, whenever it likes: the
+        # flag its dismissal stores (key of Dagster's CommunityNux) keeps it away, the
+        # handler dismisses it should it come anyway
+        page.add_init_script("window.localStorage.setItem('communityNux', '\"1\"')")
         page.add_locator_handler(page.get_by_text("Connect with thousands"),
                                  lambda: skip_community_dialog(page))
         yield page
