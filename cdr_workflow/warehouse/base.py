@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -47,14 +47,8 @@ class Warehouse(ABC):
     def append_stream(self, con: Any, table: str, batches: pa.RecordBatchReader) -> None:
         """Bulk-append a stream of Arrow rows inside the open transaction, some row groups
         at a time; engines that take the whole stream in one statement override this."""
-        pending: list[pa.RecordBatch] = []
-        for batch in batches:
-            pending.append(batch)
-            if sum(b.num_rows for b in pending) >= STREAM_APPEND_ROWS:
-                self.append(con, table, pa.Table.from_batches(pending, batches.schema))
-                pending = []
-        if pending:
-            self.append(con, table, pa.Table.from_batches(pending, batches.schema))
+        for rows in grouped(batches, batches.schema, STREAM_APPEND_ROWS):
+            self.append(con, table, rows)
 
     def _lock_schema(self, con: Any) -> None:  # noqa: B027 - engines with concurrent DDL
         """Keep two processes creating the tables at once from colliding."""
@@ -128,6 +122,21 @@ class Warehouse(ABC):
                          tuple(where.values()))
             if rows.num_rows:
                 self.append(con, table.name, rows)
+
+
+def grouped(batches: Iterable[pa.RecordBatch], schema: pa.Schema, rows: int
+            ) -> Iterator[pa.Table]:
+    """Batches gathered into tables of at least `rows` rows (the last may have fewer)."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield pa.Table.from_batches(pending, schema)
+            pending, count = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending, schema)
 
 
 def as_date(value: Any) -> dt.date:

@@ -30,7 +30,7 @@ from cdr_workflow.header import SchemaDrift
 from cdr_workflow.kinds import Kind
 from cdr_workflow.reader import Reject
 from cdr_workflow.seen_ids import SeenIds, id_hashes
-from cdr_workflow.warehouse.base import Warehouse, as_date
+from cdr_workflow.warehouse.base import Warehouse, as_date, grouped
 from cdr_workflow.warehouse.tables import FILES, HELD_TABLES, REJECTS, table_of
 
 DUPLICATE_OTHER_DAY = "duplicate id, already loaded for another day"
@@ -382,19 +382,13 @@ class _Spool:
         self._writer.write_table(rows)
         self.rows += rows.num_rows
 
-    def tables(self, at_most: int) -> Iterator[pa.Table]:
+    def tables(self, rows_each: int) -> Iterator[pa.Table]:
+        """The rows spooled, in tables of about `rows_each` rows."""
         if self._writer is None:
             return
         self._writer.close()
         self._file.seek(0)
-        pending: list[pa.RecordBatch] = []
-        for batch in pa.ipc.open_stream(self._file):
-            pending.append(batch)
-            if sum(b.num_rows for b in pending) >= at_most:
-                yield pa.Table.from_batches(pending, self.schema)
-                pending = []
-        if pending:
-            yield pa.Table.from_batches(pending, self.schema)
+        yield from grouped(pa.ipc.open_stream(self._file), self.schema, rows_each)
 
     def __enter__(self) -> _Spool:
         return self
