@@ -24,6 +24,15 @@ def id_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
         cursor.close()
 
 
+# The `id_hash` column: the hash halved to fit a signed BIGINT, in SQL and from `id_hashes`
+ID_HASH_SQL = "CAST(hash({id}) >> 1 AS BIGINT)"
+
+
+def stored_id_hashes(hashes: np.ndarray) -> pa.Array:
+    """`id_hashes` as the `id_hash` column keeps them (`ID_HASH_SQL` in DuckDB)."""
+    return pa.array((hashes >> np.uint64(1)).astype(np.int64))
+
+
 @functools.cache
 def _hasher() -> duckdb.DuckDBPyConnection:
     return duckdb.connect(":memory:", config={"threads": 1})

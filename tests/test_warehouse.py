@@ -7,6 +7,8 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
 from helpers import PT_HEADER, line, pt_row
 
@@ -15,7 +17,7 @@ from cdr_workflow.kinds import VOICE
 from cdr_workflow.load import load_day
 from cdr_workflow.sources import DEFAULT_FILE_PATTERN, NoFileError
 from cdr_workflow.sources.local import LocalSource
-from cdr_workflow.warehouse import open_warehouse
+from cdr_workflow.warehouse import day_load, open_warehouse
 from cdr_workflow.warehouse.day_load import decode_amounts
 
 DAY = dt.date(2026, 11, 21)
@@ -105,6 +107,49 @@ def test_an_id_loaded_on_another_day_is_rejected_naming_the_original(warehouse, 
     ((reason,),) = warehouse.query("SELECT reasons FROM cdr_rejects")
     assert reason == ("duplicate id, already loaded for another day: dup is in "
                       "voice_2026-11-20.csv line 2 (cdr_date 2026-11-20)")
+
+
+def test_stored_id_hashes_are_duckdbs_own(tmp_path, source):
+    """The load hashes ids in Python; the search of other days reads the column in SQL: the
+    two must agree, or a copy on another day would go unseen."""
+    warehouse = open_warehouse(f"duckdb:///{tmp_path}/w.duckdb")
+    write(source, "voice_2026-11-21.csv", [pt_row(f"id-{n}") for n in range(50)]
+          + [pt_row("ünïcode ✓"), pt_row("")])
+    load_day(source, warehouse, VOICE, DAY, "run-1")
+    assert warehouse.query("SELECT COUNT(*), COUNT(*) FILTER (WHERE id_hash = "
+                           "CAST(hash(call_id) >> 1 AS BIGINT)) FROM voice_cdrs") == [(51, 51)]
+
+
+def two_days_sharing_an_id(source: LocalSource, warehouse) -> None:
+    write(source, "voice_2026-11-20.csv", [pt_row("dup", CallTime="2026-11-20T10:00:00Z",
+                                                    AnswerTime=""), pt_row("other")])
+    write(source, "voice_2026-11-21.csv", [pt_row("dup"), pt_row("fresh")])
+    load_day(source, warehouse, VOICE, DAY - dt.timedelta(days=1), "run-1")
+
+
+def test_rows_an_older_version_left_without_hashes_are_still_searched(tmp_path, source):
+    """Rows loaded before `id_hash` existed (or by a DuckDB that hashes otherwise) get their
+    hashes when a process next opens the warehouse: their copies are still found."""
+    url = f"duckdb:///{tmp_path}/w.duckdb"
+    two_days_sharing_an_id(source, open_warehouse(url))
+    open_warehouse(url).query("UPDATE voice_cdrs SET id_hash = NULL")
+    warehouse = open_warehouse(url)  # a new process
+    result = load_day(source, warehouse, VOICE, DAY, "run-2")
+    assert (result.rows_loaded, result.rows_rejected) == (1, 1)
+    assert warehouse.query("SELECT COUNT(*) FROM voice_cdrs WHERE id_hash IS NULL") == [(0,)]
+
+
+def test_the_reconciliation_does_not_trust_the_stored_hashes(tmp_path, source, monkeypatch):
+    """A load that stores wrong hashes misses a copy on another day; the reconciliation
+    checks the day's hashes against DuckDB's before using them, and finds the copy."""
+    warehouse = open_warehouse(f"duckdb:///{tmp_path}/w.duckdb")
+    two_days_sharing_an_id(source, warehouse)
+    monkeypatch.setattr(day_load, "stored_id_hashes", lambda hashes: pa.array(
+        np.full(len(hashes), 7, np.int64)))
+    load_day(source, warehouse, VOICE, DAY, "run-2")
+    assert warehouse.query("SELECT COUNT(*) FROM voice_cdrs WHERE call_id = 'dup'") == [(2,)]
+    facts = read_day_facts(warehouse, VOICE, DAY, DAY - dt.timedelta(days=1))
+    assert facts.duplicate_ids_in_table == 1
 
 
 def test_same_id_in_two_files_of_one_day_keeps_the_first(warehouse, source):

@@ -53,6 +53,13 @@ class Warehouse(ABC):
     def _lock_schema(self, con: Any) -> None:  # noqa: B027 - engines with concurrent DDL
         """Keep two processes creating the tables at once from colliding."""
 
+    def days_sharing_ids(self, con: Any, table: str, key: str, day: dt.date,
+                         verify: bool = False) -> list[dt.date] | None:
+        """The other days that may hold an id of the day's rows, for a search of copies to
+        look at; None: every day (an engine whose index finds ids directly). `verify`: do
+        not trust what the load stored to narrow them down."""
+        return None
+
     def refresh_statistics(self, con: Any, table: str) -> None:  # noqa: B027 - optional hook
         """After a bulk append, before queries that join the table with itself."""
 
@@ -137,6 +144,13 @@ def grouped(batches: Iterable[pa.RecordBatch], schema: pa.Schema, rows: int
             pending, count = [], 0
     if pending:
         yield pa.Table.from_batches(pending, schema)
+
+
+def among_days(column: str, days: list[dt.date] | None) -> tuple[str, tuple[dt.date, ...]]:
+    """A condition keeping `column` to `days` (every day for None), with its parameters."""
+    if days is None:
+        return "", ()
+    return f" AND {column} IN ({', '.join('?' * len(days)) or 'NULL'})", tuple(days)
 
 
 def as_date(value: Any) -> dt.date:

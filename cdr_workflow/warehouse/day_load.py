@@ -29,8 +29,8 @@ import pyarrow.compute as pc
 from cdr_workflow.header import SchemaDrift
 from cdr_workflow.kinds import Kind
 from cdr_workflow.reader import Reject
-from cdr_workflow.seen_ids import SeenIds, id_hashes
-from cdr_workflow.warehouse.base import Warehouse, as_date, grouped
+from cdr_workflow.seen_ids import SeenIds, id_hashes, stored_id_hashes
+from cdr_workflow.warehouse.base import Warehouse, among_days, as_date, grouped
 from cdr_workflow.warehouse.tables import FILES, HELD_TABLES, REJECTS, table_of
 
 DUPLICATE_OTHER_DAY = "duplicate id, already loaded for another day"
@@ -114,8 +114,9 @@ class DayLoad:
                     for rows in batches:
                         if not rows.num_rows:
                             continue
-                        rows = self._with_lineage(source_file, rows)
-                        seen = self._seen.add(id_hashes(rows.column(self.kind.id_column)))
+                        hashes = id_hashes(rows.column(self.kind.id_column))
+                        rows = self._with_lineage(source_file, rows, hashes)
+                        seen = self._seen.add(hashes)
                         if seen.any():
                             candidates.add(rows.filter(pa.array(seen)))
                         yield from _without(rows, seen)
@@ -230,14 +231,16 @@ class DayLoad:
             amounts.set_result(dict(file.amount_totals))
         self._amounts[file.source_file] = amounts
 
-    def _with_lineage(self, source_file: str, rows: pa.Table) -> pa.Table:
+    def _with_lineage(self, source_file: str, rows: pa.Table, hashes: np.ndarray
+                      ) -> pa.Table:
         n = rows.num_rows
-        constants = {"cdr_date": pa.repeat(pa.scalar(self.day, pa.date32()), n),
-                     "source_file": pa.repeat(pa.scalar(source_file), n),
-                     "load_id": pa.repeat(pa.scalar(self.load_id), n)}
+        lineage = {"cdr_date": pa.repeat(pa.scalar(self.day, pa.date32()), n),
+                   "source_file": pa.repeat(pa.scalar(source_file), n),
+                   "load_id": pa.repeat(pa.scalar(self.load_id), n),
+                   "id_hash": stored_id_hashes(hashes)}
         schema = self.table.arrow_schema
         columns = [rows.column(f.name) if f.name in rows.column_names else
-                   constants.get(f.name, pa.nulls(n, f.type)) for f in schema]
+                   lineage.get(f.name, pa.nulls(n, f.type)) for f in schema]
         return pa.Table.from_arrays(columns, schema=schema)
 
     def finish(self) -> None:
@@ -252,14 +255,18 @@ class DayLoad:
         (by day, file, line): rejected, held, their money taken off, out of the table. Rare
         (a late re-delivery), so the delete from the day's own rows is paid rarely."""
         table, key = self.table.name, self.kind.id_column
+        days = self.warehouse.days_sharing_ids(self.con, table, key, self.day)
+        if days == []:
+            return
+        on_days, params = among_days("cdr_date", days)
         found = self._run(f"""SELECT n.source_file, n.source_line, n.{key}, o.source_file,
               o.source_line, o.cdr_date FROM {table} n JOIN (
               SELECT {key}, source_file, source_line, cdr_date, ROW_NUMBER() OVER (
                 PARTITION BY {key} ORDER BY cdr_date, source_file, source_line) AS copy_number
-              FROM {table} WHERE cdr_date <> ? AND {key} IN (
+              FROM {table} WHERE cdr_date <> ?{on_days} AND {key} IN (
                 SELECT {key} FROM {table} WHERE cdr_date = ?)) o
               ON o.{key} = n.{key} AND o.copy_number = 1
-            WHERE n.cdr_date = ?""", (self.day, self.day, self.day))
+            WHERE n.cdr_date = ?""", (self.day, *params, self.day, self.day))
         if not found:
             return
         reasons = [self._duplicate_reason(value, file, int(line), as_date(day), copy)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,12 +13,16 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from cdr_workflow.warehouse.base import Warehouse
+from cdr_workflow.kinds import KINDS
+from cdr_workflow.seen_ids import ID_HASH_SQL
+from cdr_workflow.warehouse.base import Warehouse, as_date
+from cdr_workflow.warehouse.tables import CDR_TABLES, HELD_TABLES
 
 LOCK_WAIT_SECONDS = 120.0  # another process holding the file: wait, then fail clearly
 # DuckDB's default is 80% of RAM, which it fills with a big day's uncommitted rows; a limit
 # makes it write them to the database file as it goes, so memory stays flat
 MEMORY_LIMIT = "256MB"
+HASH_SAMPLE = 1000  # rows whose `id_hash` is compared with DuckDB's hash when a process opens
 
 
 class DuckDBWarehouse(Warehouse):
@@ -42,6 +47,38 @@ class DuckDBWarehouse(Warehouse):
         # a bulk append that failed could not reset its setting in the aborted transaction
         con.execute("RESET preserve_insertion_order")
         con.begin()
+
+    def ensure_tables(self) -> None:
+        """The tables, and `id_hash` right in every row: filled where a version before it
+        loaded the rows, recomputed if this DuckDB hashes otherwise than the one that wrote
+        them (a sample decides)."""
+        if self._tables_ready:
+            return
+        super().ensure_tables()
+        with self._transaction() as con:
+            for name, kind in KINDS.items():
+                hashed = ID_HASH_SQL.format(id=kind.id_column)
+                for table in (CDR_TABLES[name].name, HELD_TABLES[name].name):
+                    ((wrong,),) = self.execute(con, f"""SELECT COUNT(*) FROM (SELECT * FROM
+                        {table} LIMIT {HASH_SAMPLE}) WHERE id_hash IS DISTINCT FROM {hashed}""")
+                    if wrong:
+                        self.execute(con, f"UPDATE {table} SET id_hash = {hashed}")
+
+    def days_sharing_ids(self, con: Any, table: str, key: str, day: dt.date,
+                         verify: bool = False) -> list[dt.date] | None:
+        """The other days holding a row with the hash of one of the day's ids: a scan of
+        8-byte hashes, not of every id's text (which DuckDB decompresses: ~8x the time on
+        a year of 20k-row days). `verify`: None unless the day's stored hashes are
+        DuckDB's own."""
+        if verify:
+            ((wrong,),) = self.execute(
+                con, f"SELECT COUNT(*) FROM {table} WHERE cdr_date = ? AND id_hash IS "
+                f"DISTINCT FROM {ID_HASH_SQL.format(id=key)}", (day,))
+            if wrong:
+                return None
+        return [as_date(d) for (d,) in self.execute(
+            con, f"SELECT DISTINCT cdr_date FROM {table} WHERE cdr_date <> ? AND id_hash IN "
+            f"(SELECT id_hash FROM {table} WHERE cdr_date = ?)", (day, day))]
 
     def _connect_waiting(self) -> duckdb.DuckDBPyConnection:
         """DuckDB allows one writing process per file; a second waits for the first."""
