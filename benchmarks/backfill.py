@@ -4,6 +4,10 @@
     python benchmarks/backfill.py --days 365 --rows 20000
     python benchmarks/backfill.py --days 30 --warehouse postgresql --runs 1 3
     python benchmarks/backfill.py --days 30 --warehouse iceberg --runs 1 3
+    python benchmarks/backfill.py --days 365 --instance postgresql
+
+`--instance postgresql` keeps Dagster's own runs and events in PostgreSQL, as the production
+instance (docker/dagster.yaml) does; the default is the SQLite instance `make run` uses.
 
 One run holds the whole range, each day in its own transaction; `--runs K` splits the range
 into K runs started at once, as a backfill does on PostgreSQL and Iceberg (runs of
@@ -68,22 +72,41 @@ def backfill(env: dict[str, str], days: int, runs: int) -> float:
 
 
 @contextmanager
+def fresh_database(postgres_url: str, purpose: str) -> Iterator[str]:
+    """A new PostgreSQL database for this run, dropped afterwards."""
+    import psycopg
+
+    name = f"cdr_{purpose}_{os.getpid()}"
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        con.execute(f"CREATE DATABASE {name}")
+    try:
+        yield postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as con:
+            con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextmanager
+def instance_storage(kind: str, postgres_url: str) -> Iterator[str]:
+    """The dagster.yaml lines for the instance's storage: SQLite files (none) or PostgreSQL."""
+    if kind == "sqlite":
+        yield ""
+        return
+    with fresh_database(postgres_url, "instance") as url:
+        # dagster-postgres's driver (SQLAlchemy 2.1 would pick psycopg 3 for postgresql://)
+        psycopg2_url = url.replace("postgresql://", "postgresql+psycopg2://", 1)
+        yield f"storage:\n  postgres:\n    postgres_url: {psycopg2_url}\n"
+
+
+@contextmanager
 def warehouse_url(kind: str, workdir: Path, postgres_url: str) -> Iterator[str]:
     if kind == "duckdb":
         (workdir / "warehouse.duckdb").unlink(missing_ok=True)
         yield f"duckdb:///{workdir / 'warehouse.duckdb'}"
     elif kind == "postgresql":
-        import psycopg
-
-        name = f"cdr_backfill_{os.getpid()}"
-        with psycopg.connect(postgres_url, autocommit=True) as con:
-            con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            con.execute(f"CREATE DATABASE {name}")
-        try:
-            yield postgres_url.rsplit("/", 1)[0] + f"/{name}"
-        finally:
-            with psycopg.connect(postgres_url, autocommit=True) as con:
-                con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        with fresh_database(postgres_url, "backfill") as url:
+            yield url
     else:
         from local_lake import local_lake
 
@@ -99,6 +122,8 @@ def main() -> None:
                         default="duckdb")
     parser.add_argument("--runs", type=int, nargs="+", default=[1],
                         help="backfill once per figure, in that many parallel runs")
+    parser.add_argument("--instance", choices=["sqlite", "postgresql"], default="sqlite",
+                        help="where Dagster keeps its runs and events")
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--workdir", type=Path, help="default: a temporary folder")
     args = parser.parse_args()
@@ -109,14 +134,15 @@ def main() -> None:
     drop.mkdir(parents=True)
     write_days(drop, args.days, args.rows)
     report: dict[str, object] = {"days": args.days, "rows_per_day": args.rows,
-                                 "warehouse": args.warehouse}
+                                 "warehouse": args.warehouse, "instance": args.instance}
     for runs in args.runs:
         home = workdir / f"home-{runs}"
         shutil.rmtree(home, ignore_errors=True)
         home.mkdir(parents=True)
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-        create_instance(home)
-        with warehouse_url(args.warehouse, workdir, args.postgres_url) as url:
+        with instance_storage(args.instance, args.postgres_url) as storage, \
+                warehouse_url(args.warehouse, workdir, args.postgres_url) as url:
+            (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n" + storage)
+            create_instance(home)
             env = {**os.environ, "DAGSTER_HOME": str(home), "CDR_DROP_DIR": str(drop),
                    "CDR_WAREHOUSE_URL": url, "CDR_REPORTS_DIR": str(workdir / "reports"),
                    "CDR_START_DATE": FIRST_DAY.isoformat(),

@@ -34,6 +34,10 @@ def test_production_dagster_yaml_loads_as_an_instance_on_postgres(
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 4
         assert instance.get_runs() == []  # the schema was created on the real server
+        # an event written and read back (SQLAlchemy 2.1 would pick psycopg 3 for a plain
+        # postgresql:// URL, and dagster-postgres's NOTIFY fails on it)
+        instance.report_runless_asset_event(dg.AssetMaterialization("probe"))
+        assert instance.get_latest_materialization_event(dg.AssetKey("probe")) is not None
 
 
 def test_compose_wires_postgres_minio_user_code_webserver_and_daemon():
