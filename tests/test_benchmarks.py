@@ -55,3 +55,13 @@ def test_backfill_benchmark_runs_days_in_parallel_on_iceberg(warehouse_url):
     for runs in ("1_runs", "2_runs"):
         assert report[runs] == {**report[runs], "warehouse_days": 4, "warehouse_rows": 1200,
                                 "every_file_balances": True}
+
+
+@pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
+def test_backfill_benchmark_keeps_dagsters_events_in_postgresql_as_production_does(
+        warehouse_url):
+    report = run("backfill.py", "--days", "2", "--rows", "300", "--instance", "postgresql",
+                 "--postgres-url", warehouse_url)
+    assert report["instance"] == "postgresql"
+    assert report["1_runs"] == {**report["1_runs"], "warehouse_days": 2, "warehouse_rows": 600,
+                                "every_file_balances": True}
