@@ -78,9 +78,7 @@ def convert(text: pa.Array, f: Field, reasons: Reasons, may_hold_nul: bool = Tru
         return text
     if f.type is FieldType.DECIMAL and pc.any(pc.match_substring(text, ",")).as_py():
         text = pc.replace_substring(text, ",", ".")  # a decimal comma is tolerated
-    pattern = {FieldType.INTEGER: _INTEGER, FieldType.DECIMAL: _DECIMAL,
-               FieldType.TIMESTAMP: _TIMESTAMP}[f.type]
-    invalid = pc.invert(pc.match_substring_regex(text, pattern))
+    invalid = _malformed(text, f.type)
     usable = text
     if pc.any(invalid).as_py():
         rows = np.flatnonzero(invalid.fill_null(False).to_numpy(zero_copy_only=False))
@@ -96,6 +94,18 @@ def convert(text: pa.Array, f: Field, reasons: Reasons, may_hold_nul: bool = Tru
         return pc.cast(usable, f.type.arrow)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # out of range: row by row
         return _cast_each(usable, f, reasons)
+
+
+def _malformed(text: pa.Array, field_type: FieldType) -> pa.Array:
+    """True where a value does not have its type's form (null where it is null). A column of
+    plain digits is known to be integers without the pattern, the dearest check per value."""
+    if field_type is FieldType.INTEGER:
+        plain = pc.and_(pc.ascii_is_decimal(text), pc.less_equal(pc.binary_length(text), 18))
+        if pc.all(plain).as_py() is not False:
+            return pc.invert(plain)
+    pattern = {FieldType.INTEGER: _INTEGER, FieldType.DECIMAL: _DECIMAL,
+               FieldType.TIMESTAMP: _TIMESTAMP}[field_type]
+    return pc.invert(pc.match_substring_regex(text, pattern))
 
 
 def _cast_each(text: pa.Array, f: Field, reasons: Reasons) -> pa.Array:

@@ -6,11 +6,16 @@ import datetime as dt
 import random
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from helpers import rows_and_rejects
+from hypothesis import given
+from hypothesis import strategies as st
 
+from cdr_workflow import values
 from cdr_workflow.demo import verification_row, voice_row
-from cdr_workflow.layouts import LAYOUTS, VERIFICATION
+from cdr_workflow.layouts import LAYOUTS, VERIFICATION, FieldType
 from cdr_workflow.schemas import schema_for
 
 DAY = dt.date(2026, 11, 21)
@@ -168,3 +173,18 @@ def test_the_schema_runs_on_every_row_that_breaks_a_rule(layout, monkeypatch):
     everything = rows_and_rejects(text, kind=kind, name=f"{kind}_2026-11-21.csv")
     assert screened == everything
     assert len(screened[1]) >= len(rows) + 2  # each break and two later copies are rejects
+
+
+digits = st.one_of(st.none(), st.text("0123456789", min_size=1, max_size=22))
+integer_texts = st.one_of(  # columns of plain digits (the shortcut's), and mixed ones
+    st.lists(digits, max_size=20),
+    st.lists(st.one_of(digits, st.from_regex(r"\A[+-]?[0-9]{1,20}\Z"), st.text(max_size=8)),
+             max_size=20))
+
+
+@given(integer_texts)
+def test_the_integer_shortcut_judges_as_the_pattern_does(texts):
+    """A column of plain digits skips the integer pattern: it must reject what it would."""
+    column = pa.array(texts, pa.string())
+    assert (values._malformed(column, FieldType.INTEGER).to_pylist()
+            == pc.invert(pc.match_substring_regex(column, values._INTEGER)).to_pylist())
