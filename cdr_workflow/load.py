@@ -187,7 +187,9 @@ class TextCopy:
         self._file.close()
 
     def lines(self, wanted: set[int]) -> dict[int, str]:
-        return lines_of(self.path, wanted, starts=(self.offsets, self.first_lines))
+        # small reads: a piece is a whole reader block, and a line is anywhere in it
+        return lines_of(self.path, wanted, block_bytes=1024 * 1024,
+                        starts=(self.offsets, self.first_lines))
 
 
 def lines_of(text: Path, wanted: set[int], block_bytes: int = 8 * 1024 * 1024,

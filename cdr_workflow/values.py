@@ -97,15 +97,38 @@ def convert(text: pa.Array, f: Field, reasons: Reasons, may_hold_nul: bool = Tru
 
 
 def _malformed(text: pa.Array, field_type: FieldType) -> pa.Array:
-    """True where a value does not have its type's form (null where it is null). A column of
-    plain digits is known to be integers without the pattern, the dearest check per value."""
+    """True where a value does not have its type's form (false or null where it is null).
+    The pattern is the dearest check per value: a column of plain digits is known to hold
+    integers, and one of `yyyy-MM-ddTHH:mm:ssZ` times known to hold times, without it."""
     if field_type is FieldType.INTEGER:
         plain = pc.and_(pc.ascii_is_decimal(text), pc.less_equal(pc.binary_length(text), 18))
         if pc.all(plain).as_py() is not False:
             return pc.invert(plain)
+    if field_type is FieldType.TIMESTAMP and _all_plain_times(text):
+        return pa.array(np.zeros(len(text), dtype=bool))
     pattern = {FieldType.INTEGER: _INTEGER, FieldType.DECIMAL: _DECIMAL,
                FieldType.TIMESTAMP: _TIMESTAMP}[field_type]
     return pc.invert(pc.match_substring_regex(text, pattern))
+
+
+_PLAIN_TIME = np.frombuffer(b"0000-00-00T00:00:00Z", dtype=np.uint8)  # 0: any digit
+_PLAIN_TIME_DIGITS = np.array([c == "0" for c in "0000-00-00T00:00:00Z"])
+
+
+def _all_plain_times(text: pa.Array) -> bool:
+    """Whether every value is `yyyy-MM-ddTHH:mm:ssZ` (or a space for the T), read as a
+    matrix of bytes: false as soon as one is not, or is not 20 bytes long."""
+    if text.null_count == len(text) or not pa.types.is_string(text.type):
+        return False
+    offsets = np.frombuffer(text.buffers()[1], np.int32)[text.offset:text.offset + len(text) + 1]
+    sizes = np.diff(offsets)[text.is_valid().to_numpy(zero_copy_only=False)]
+    if (sizes != len(_PLAIN_TIME)).any():
+        return False
+    data = np.frombuffer(text.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+    times = data.reshape(-1, len(_PLAIN_TIME)).copy()
+    times[:, 10] = np.where(times[:, 10] == ord(" "), ord("T"), times[:, 10])
+    digits = (times - ord("0")) <= 9  # bytes below "0" wrap around to large ones
+    return bool(np.where(_PLAIN_TIME_DIGITS, digits, times == _PLAIN_TIME).all())
 
 
 def _cast_each(text: pa.Array, f: Field, reasons: Reasons) -> pa.Array:

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from helpers import rows_and_rejects
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from cdr_workflow import values
@@ -188,3 +188,29 @@ def test_the_integer_shortcut_judges_as_the_pattern_does(texts):
     column = pa.array(texts, pa.string())
     assert (values._malformed(column, FieldType.INTEGER).to_pylist()
             == pc.invert(pc.match_substring_regex(column, values._INTEGER)).to_pylist())
+
+
+plain_times = st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z")
+near_times = st.from_regex(  # 20 bytes, a character off here and there
+    r"\A[0-9/a]{4}[-:][0-9/]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}[:.][0-9]{2}[Z+]\Z")
+time_texts = st.one_of(  # columns the shortcut may take, and mixed ones
+    st.lists(st.one_of(st.none(), plain_times, near_times), max_size=4),
+    st.lists(st.one_of(st.none(), plain_times, near_times, st.text(min_size=18, max_size=22)),
+             max_size=20))
+
+
+@given(time_texts)
+@example(["2026-11-21 10:00:00Z", None])
+@example(["2026-11-21t10:00:00Z"])
+@example(["2026/11-21T10:00:00Z"])
+@example(["2026-11-21T10:00.00Z"])
+@example(["2026-11-21T10:00:00+"])
+@example(["2026-11-21T10:00:0a"])
+def test_the_time_shortcut_judges_as_the_pattern_does(texts):
+    """Times in the common form skip the time pattern: it must reject what it would, also
+    in a slice of a column (its bytes read from an offset)."""
+    whole = pa.array(texts, pa.string())
+    for column in (whole, whole.slice(1)):
+        found = values._malformed(column, FieldType.TIMESTAMP).fill_null(False).to_pylist()
+        expected = pc.invert(pc.match_substring_regex(column, values._TIMESTAMP))
+        assert found == expected.fill_null(False).to_pylist()
