@@ -67,18 +67,12 @@ def _single_segment(con: duckdb.DuckDBPyConnection, source: str, path: Path,
     when more header lines are met, so the file must be read segment by segment."""
     first = _first_fields(path)
     header = {normalise(f): columns[i] for i, f in enumerate(first)}
-    has_header = bool(set(header) & _id_names(kind))
+    has_header = sum(name in _field_names(kind) for name in header) >= _header_names(columns)
     where = header if has_header else _positional(kind, columns)
     if "amount" not in where:
         return {}
-    # any header line puts some field's name where the first one has the id
-    id_column = next((where[n] for n in _id_names(kind) if n in where), None)
-    if id_column is None:
-        return None
-    names = spellings({n for lay in kind.layouts for f in lay.fields
-                       for n in (f.sinch_name, f.column)})
-    groups = _grouped(con, source, [str(path)], where, f", COUNT(*) FILTER (WHERE TRIM("
-                      f"{id_column}) IN ({', '.join(sorted(map(repr, names)))}))")
+    groups = _grouped(con, source, [str(path)], where,
+                      f", COUNT(*) FILTER (WHERE {_is_header(columns, kind)})")
     if sum(headers for *_, headers in groups) > has_header:
         return None
     return {(cur, app): total for cur, app, total, _ in groups if total is not None}
@@ -127,17 +121,25 @@ def _first_fields(path: Path) -> list[str]:
     return []
 
 
-def _id_names(kind: Kind) -> set[str]:
-    return {normalise(f.sinch_name) for lay in kind.layouts for f in lay.fields
-            if f.column == lay.id_column} | {normalise(kind.id_column)}
+@functools.cache
+def _field_names(kind: Kind) -> frozenset[str]:
+    return frozenset(normalise(n) for lay in kind.layouts for f in lay.fields
+                     for n in (f.sinch_name, f.column))
+
+
+def _header_names(columns: list[str]) -> int:
+    """A header line names at least half its fields (and two), as the format has it."""
+    return max(2, len(columns) // 2)
 
 
 def _is_header(columns: list[str], kind: Kind) -> str:
-    """SQL: the row has the id field's name in one of its columns (exact spellings)."""
-    names = {f.sinch_name for lay in kind.layouts for f in lay.fields
-             if f.column == lay.id_column} | {kind.id_column}
-    listed = ", ".join(sorted(map(repr, spellings(names))))
-    return f"list_has_any([{', '.join(columns)}], [{listed}])"
+    """SQL: the row is a header line, by field names in their usual spellings (exact: cheap
+    to find); a record whose id happens to be a field's name is not one."""
+    names = spellings({n for lay in kind.layouts for f in lay.fields
+                       for n in (f.sinch_name, f.column)})
+    listed = ", ".join(sorted(map(repr, names)))
+    fields = ", ".join(f"TRIM({c})" for c in columns)
+    return f"len(list_intersect([{fields}], [{listed}])) >= {_header_names(columns)}"
 
 
 def _segments(con: duckdb.DuckDBPyConnection, columns: list[str], kind: Kind

@@ -140,3 +140,22 @@ def test_the_independent_reading_counts_the_columns_of_a_first_record_with_a_lin
     path = tmp_path / "voice_2026-11-21.csv"
     path.write_text(";".join(row[f.sinch_name] for f in fields) + "\n", encoding="utf-8")
     assert text_amounts(path, VOICE) == {("EUR", "k"): Decimal("1.5")}
+
+
+def test_a_record_whose_id_is_a_field_name_is_not_a_header_to_the_reference(tmp_path):
+    """A header line names most of its fields; a record whose id happens to read `callid`
+    does not, for the reader or for the independent reading (which took it for a header and
+    lost the money around it)."""
+    from cdr_workflow.independent import text_amounts
+    from cdr_workflow.kinds import VOICE
+
+    fields = LAYOUTS["phone_terminated"].fields
+    rows = [pt_row(call_id, Amount="1.5", Currency="EUR", ApplicationKey="k")
+            for call_id in ("a", "callid", "b")]
+    path = tmp_path / "voice_2026-11-21.csv"
+    path.write_text("".join(";".join(r[f.sinch_name] for f in fields) + "\n" for r in rows),
+                    encoding="utf-8")
+    assert text_amounts(path, VOICE) == {("EUR", "k"): Decimal("4.5")}
+    with_header = tmp_path / "voice_2026-11-22.csv"
+    with_header.write_text(PT_HEADER + "\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
+    assert text_amounts(with_header, VOICE) == {("EUR", "k"): Decimal("4.5")}
