@@ -71,10 +71,18 @@ def _single_segment(con: duckdb.DuckDBPyConnection, source: str, path: Path,
     where = header if has_header else _positional(kind, columns)
     if "amount" not in where:
         return {}
-    groups = _grouped(con, source, [str(path)], where,
-                      f", COUNT(*) FILTER (WHERE {_is_header(columns, kind)})")
-    if sum(headers for *_, headers in groups) > has_header:
+    # a header line names its fields, so it has one where the first has the id: rows with
+    # a name there are few, and only they are tested as header lines (a second scan)
+    id_column = next((where[n] for n in _id_names(kind) if n in where), None)
+    if id_column is None:
         return None
+    named = f"TRIM({id_column}) IN ({_spelled(kind)})"
+    groups = _grouped(con, source, [str(path)], where, f", COUNT(*) FILTER (WHERE {named})")
+    if sum(headers for *_, headers in groups) > has_header:
+        ((headers,),) = con.execute(f"SELECT COUNT(*) FROM {source} WHERE {named} AND "
+                                    f"{_is_header(columns, kind)}", [str(path)]).fetchall()
+        if headers > has_header:
+            return None
     return {(cur, app): total for cur, app, total, _ in groups if total is not None}
 
 
@@ -132,14 +140,25 @@ def _header_names(columns: list[str]) -> int:
     return max(2, len(columns) // 2)
 
 
+def _id_names(kind: Kind) -> set[str]:
+    return {normalise(f.sinch_name) for lay in kind.layouts for f in lay.fields
+            if f.column == lay.id_column} | {normalise(kind.id_column)}
+
+
+def _spelled(kind: Kind) -> str:
+    """SQL list of the field names in their usual spellings (exact: cheap to find)."""
+    return ", ".join(sorted(map(repr, spellings({n for lay in kind.layouts for f in lay.fields
+                                                 for n in (f.sinch_name, f.column)}))))
+
+
 def _is_header(columns: list[str], kind: Kind) -> str:
-    """SQL: the row is a header line, by field names in their usual spellings (exact: cheap
-    to find); a record whose id happens to be a field's name is not one."""
-    names = spellings({n for lay in kind.layouts for f in lay.fields
-                       for n in (f.sinch_name, f.column)})
-    listed = ", ".join(sorted(map(repr, names)))
+    """SQL: the row is a header line, by the field names it holds (a record whose id happens
+    to be a field's name is not one); rows without the id's name are passed over first."""
+    ids = spellings({f.sinch_name for lay in kind.layouts for f in lay.fields
+                     if f.column == lay.id_column} | {kind.id_column})
     fields = ", ".join(f"TRIM({c})" for c in columns)
-    return f"len(list_intersect([{fields}], [{listed}])) >= {_header_names(columns)}"
+    return (f"list_has_any([{', '.join(columns)}], [{', '.join(sorted(map(repr, ids)))}]) "
+            f"AND len(list_intersect([{fields}], [{_spelled(kind)}])) >= {_header_names(columns)}")
 
 
 def _segments(con: duckdb.DuckDBPyConnection, columns: list[str], kind: Kind
