@@ -22,8 +22,12 @@ def run(script: str, *args: str) -> dict:
 @pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
 def test_ingest_benchmark_compares_each_warehouse_with_its_own_loader(warehouse_url):
     report = run("ingest.py", "--rows", "20000", "--warehouse", "all", "--bad-every", "5000",
-                 "--dup-every", "5000", "--postgres-url", warehouse_url)
+                 "--dup-every", "5000", "--postgres-url", warehouse_url, "--rounds", "3")
     assert (report["bad_lines"], report["duplicate_ids"]) == (4, 4)
+    for engine in ("duckdb", "postgresql"):  # the round of the median ratio is reported
+        ratios = report[engine]["load_ratio_each_round"]
+        assert len(ratios) == 3
+        assert report[engine]["load_ratio_to_baseline"] == sorted(ratios)[1]
     baselines = {"duckdb": report["duckdb_read_csv_typed_store_rejects_seconds"],
                  "postgresql": report["postgresql_copy_seconds"],
                  "iceberg": report["pyiceberg_append_seconds"]}
