@@ -129,10 +129,14 @@ def _first_fields(path: Path) -> list[str]:
     return []
 
 
+def _names(kind: Kind) -> set[str]:
+    """Every field's Sinch name and column name."""
+    return {n for lay in kind.layouts for f in lay.fields for n in (f.sinch_name, f.column)}
+
+
 @functools.cache
 def _field_names(kind: Kind) -> frozenset[str]:
-    return frozenset(normalise(n) for lay in kind.layouts for f in lay.fields
-                     for n in (f.sinch_name, f.column))
+    return frozenset(normalise(n) for n in _names(kind))
 
 
 def _header_names(columns: list[str]) -> int:
@@ -147,8 +151,7 @@ def _id_names(kind: Kind) -> set[str]:
 
 def _spelled(kind: Kind) -> str:
     """SQL list of the field names in their usual spellings (exact: cheap to find)."""
-    return ", ".join(sorted(map(repr, spellings({n for lay in kind.layouts for f in lay.fields
-                                                 for n in (f.sinch_name, f.column)}))))
+    return ", ".join(sorted(map(repr, spellings(_names(kind)))))
 
 
 def _is_header(columns: list[str], kind: Kind) -> str:
