@@ -60,8 +60,10 @@ class Warehouse(ABC):
         not trust what the load stored to narrow them down."""
         return None
 
-    def refresh_statistics(self, con: Any, table: str) -> None:  # noqa: B027 - optional hook
-        """After a bulk append, before queries that join the table with itself."""
+    def refresh_statistics(self, con: Any, table: str,  # noqa: B027 - optional hook
+                           columns: Sequence[str]) -> None:
+        """After a bulk append, before queries that join the table with itself on these
+        columns."""
 
     def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Run SQL written with `?` placeholders; engines that spell them otherwise override."""

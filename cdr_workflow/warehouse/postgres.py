@@ -100,10 +100,11 @@ class PostgresWarehouse(Warehouse):
             cur.execute(numbered, params or None)
             return cur.fetchall() if cur.description else []
 
-    def refresh_statistics(self, con: Any, table: str) -> None:
+    def refresh_statistics(self, con: Any, table: str, columns: Sequence[str]) -> None:
         # without fresh statistics the planner hashes a million new rows to join them with
-        # an "empty" table; ANALYZE samples, so it costs milliseconds
-        self.execute(con, f"ANALYZE {table}")
+        # an "empty" table; ANALYZE samples and sorts each column's sample, so only the
+        # columns looked up by (all 30: 0.4 s a million-row day, these: 0.1 s)
+        self.execute(con, f"ANALYZE {table} ({', '.join(columns)})")
 
     def append(self, con: Any, table: str, rows: pa.Table, temporary: bool = False) -> None:
         """Binary COPY straight from Arrow, inside the open transaction."""
