@@ -10,9 +10,10 @@ from typing import Any
 
 from cdr_workflow.kinds import Kind
 from cdr_workflow.warehouse import Warehouse
-from cdr_workflow.warehouse.tables import KPIS
+from cdr_workflow.warehouse.tables import KPIS, TOTAL_TYPE, sql_type
 
 EXACT = Decimal("0.000001")
+COST_SQL = sql_type(TOTAL_TYPE)
 
 
 @dataclass(frozen=True)
@@ -23,34 +24,51 @@ class Kpi:
     figure: Decimal
 
 
-def kpi_queries(kind: Kind) -> dict[str, str]:
-    """Per dimension: counts and durations by dimension value, and cost by value × currency."""
-    counts = f"COUNT(*), SUM(CASE WHEN result = '{kind.success_result}' THEN 1 ELSE 0 END)"
+def kpi_parts(kind: Kind) -> list[str]:
+    """Per dimension, the day's counts by value and its cost by value × currency, as SELECTs
+    of one shape, each with one day parameter: (part, value, currency, total, successes,
+    reached, answered seconds, cost), a part being "<dimension>:counts" or "<dimension>:cost".
+    """
+    success = f"result = '{kind.success_result}'"
+    counted = ["COUNT(*)", f"SUM(CASE WHEN {success} THEN 1 ELSE 0 END)"]
     if kind.duration_column:
         reached = ", ".join(f"'{r}'" for r in kind.reached_results)
-        counts += (f", SUM(CASE WHEN result IN ({reached}) THEN 1 ELSE 0 END)"
-                   f", SUM(CASE WHEN result = '{kind.success_result}' "
-                   f"THEN {kind.duration_column} ELSE 0 END)")
-    queries = {}
+        counted += [f"SUM(CASE WHEN result IN ({reached}) THEN 1 ELSE 0 END)",
+                    f"SUM(CASE WHEN {success} THEN {kind.duration_column} ELSE 0 END)"]
+    else:
+        counted += ["NULL", "NULL"]
+    counts = ", ".join(f"CAST({c} AS BIGINT)" for c in counted)
+    none = "CAST(NULL AS BIGINT)"
+    parts = []
     for dim in kind.kpi_dimensions:
         value = f"COALESCE(CAST({dim.sql} AS VARCHAR), 'unknown')"
-        queries[f"{dim.name}:counts"] = (f"SELECT {value}, {counts} FROM {kind.table} "
-                                         "WHERE cdr_date = ? GROUP BY 1")
+        parts.append(f"SELECT '{dim.name}:counts', {value}, CAST(NULL AS VARCHAR), {counts}, "
+                     f"CAST(NULL AS {COST_SQL}) FROM {kind.table} WHERE cdr_date = ? "
+                     "GROUP BY 2")
         if kind.has_amounts:
-            queries[f"{dim.name}:cost"] = (f"SELECT {value}, currency, SUM(amount) FROM "
-                                           f"{kind.table} WHERE cdr_date = ? "
-                                           "AND amount IS NOT NULL GROUP BY 1, 2")
-    return queries
+            parts.append(f"SELECT '{dim.name}:cost', {value}, currency, {none}, {none}, "
+                         f"{none}, {none}, CAST(SUM(amount) AS {COST_SQL}) FROM {kind.table} "
+                         "WHERE cdr_date = ? AND amount IS NOT NULL GROUP BY 2, 3")
+    return parts
 
 
-def kpis(kind: Kind, results: dict[str, list[tuple]]) -> list[Kpi]:
-    """The KPIs from the rows of `kpi_queries`."""
+def day_kpi_rows(warehouse: Warehouse, kind: Kind, day: dt.date) -> list[tuple]:
+    """The rows of every part in one statement: one round trip, not one per part."""
+    parts = kpi_parts(kind)
+    return warehouse.query(" UNION ALL ".join(parts), (day,) * len(parts))
+
+
+def kpis(kind: Kind, rows: list[tuple]) -> list[Kpi]:
+    """The KPIs from the rows of `kpi_parts`."""
+    parts: dict[str, list[tuple]] = {}
+    for part, *figures in rows:
+        parts.setdefault(part, []).append(tuple(figures))
     out: list[Kpi] = []
     for dim in kind.kpi_dimensions:
         per_value: dict[str, dict[str, Decimal | None]] = {}
-        for value, total, successes, *timed in results[f"{dim.name}:counts"]:
+        for value, _, total, successes, *timed, _ in parts.get(f"{dim.name}:counts", []):
             per_value[value] = _count_measures(kind, _number(total), _number(successes), timed)
-        for value, currency, cost in results.get(f"{dim.name}:cost", []):
+        for value, currency, *_, cost in parts.get(f"{dim.name}:cost", []):
             figures = per_value.setdefault(value, {})
             figures[f"cost_{currency}"] = _number(cost)
             per = "cost_per_minute" if kind.cost_base == "minutes" else "cost_per_success"
@@ -83,8 +101,7 @@ def _ratio(part: Decimal, whole: Decimal) -> Decimal | None:
 
 def compute_day_kpis(warehouse: Warehouse, kind: Kind, day: dt.date) -> list[Kpi]:
     """Compute a day's KPIs and replace them in `cdr_kpis_daily`."""
-    results = {name: warehouse.query(sql, (day,)) for name, sql in kpi_queries(kind).items()}
-    rows = kpis(kind, results)
+    rows = kpis(kind, day_kpi_rows(warehouse, kind, day))
     warehouse.replace_rows(KPIS, {"kind": kind.name, "cdr_date": day}, KPIS.rows(
         [{"dimension": k.dimension, "dimension_value": k.value, "measure": k.measure,
           "value": k.figure} for k in rows], {"kind": kind.name, "cdr_date": day}))

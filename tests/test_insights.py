@@ -15,7 +15,7 @@ from helpers import PT_HEADER, line, load_definitions, pt_row
 from cdr_workflow.defs.common import kind_asset_keys
 from cdr_workflow.demo import write_day
 from cdr_workflow.kinds import VERIFICATION, VOICE
-from cdr_workflow.kpis import kpi_queries, kpis
+from cdr_workflow.kpis import day_kpi_rows, kpis
 from cdr_workflow.load import load_day
 from cdr_workflow.matching import Tolerances, match_records
 from cdr_workflow.settings import Settings
@@ -52,7 +52,7 @@ def test_kpis_equal_hand_computed_values(tmp_path, warehouse):
         pt_row("c4", Result="FAILED", Duration="0", Amount="0", AnswerTime="", ToCountryId="DE"),
     ])
     load_day(LocalSource(drop, re.compile(DEFAULT_FILE_PATTERN)), warehouse, VOICE, D21, "r")
-    results = {name: warehouse.query(sql, (D21,)) for name, sql in kpi_queries(VOICE).items()}
+    results = day_kpi_rows(warehouse, VOICE, D21)
     overall = {k.measure: k.figure for k in kpis(VOICE, results) if k.dimension == "all"}
     assert overall == {
         "attempts": 4, "answered": 2, "asr": Decimal("0.5"), "ner": Decimal("0.75"),

@@ -259,3 +259,28 @@ def test_a_new_process_does_not_lock_tables_another_load_is_writing(warehouse_ur
         starter.start()
         assert done.wait(timeout=30), "the table check waited for the open load"
     starter.join()
+
+
+def test_a_transaction_commits_its_writes_together_or_none(warehouse):
+    from cdr_workflow.warehouse.tables import KPIS
+
+    def kpi(day: dt.date, value: str) -> None:
+        where = {"kind": "voice", "cdr_date": day}
+        warehouse.replace_rows(KPIS, where, KPIS.rows([{
+            "dimension": "all", "dimension_value": "all", "measure": "attempts",
+            "value": Decimal(value)}], where))
+
+    def stored() -> dict[dt.date, Decimal]:
+        return {d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)): Decimal(v)
+                for d, v in warehouse.query("SELECT cdr_date, value FROM cdr_kpis_daily")}
+
+    with warehouse.transaction():
+        kpi(DAY, "1")
+        assert stored() == {DAY: 1}  # its own writes, read back inside it
+        kpi(DAY + dt.timedelta(days=1), "2")
+    assert stored() == {DAY: 1, DAY + dt.timedelta(days=1): 2}
+    with pytest.raises(ZeroDivisionError), warehouse.transaction():
+        kpi(DAY, "10")
+        kpi(DAY + dt.timedelta(days=1), "20")
+        1 / 0  # noqa: B018 - a failure after both writes
+    assert stored() == {DAY: 1, DAY + dt.timedelta(days=1): 2}

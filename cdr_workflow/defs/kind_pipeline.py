@@ -8,6 +8,7 @@ check results, so in a backfill run one bad day fails alone while the others loa
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
@@ -36,7 +37,7 @@ from cdr_workflow.load import find_day_files, load_day
 from cdr_workflow.reconcile import DailyReport
 from cdr_workflow.reports.html import daily_charts, daily_html, kpi_markdown
 from cdr_workflow.settings import Settings
-from cdr_workflow.signals import compute_day_signals, signal_checks
+from cdr_workflow.signals import DaySignals, Signal, compute_day_signals, signal_checks
 from cdr_workflow.sources import Listing, NoFileError
 from cdr_workflow.warehouse.tables import table_of
 
@@ -122,10 +123,9 @@ def build_kind_pipeline(kind: Kind, settings: Settings) -> dg.AssetsDefinition:
 
 def _run_day(context: dg.AssetExecutionContext, cdr: CdrWorkflow, listing: Listing,
              kind: Kind, day: dt.date) -> Iterator[tuple[dg.AssetKey, dict[str, Any]]]:
-    """Materialise the selected assets of one day, yielding (asset, metadata) as each is done,
-    then record the day's check results."""
+    """Materialise the selected assets of one day, yielding (asset, metadata) as each is
+    committed, then record the day's check results."""
     selected = context.selected_asset_keys
-    checks: DayChecks = []
     files = find_day_files(cdr.source, kind, day, listing)
     if file_key(kind) in selected:
         yield file_key(kind), {
@@ -135,17 +135,10 @@ def _run_day(context: dg.AssetExecutionContext, cdr: CdrWorkflow, listing: Listi
             "file_count": len(files),
             "size_bytes": sum(f.size_bytes for f in files),
         }
-    report = None  # read back from the warehouse once, after the load, for checks and report
+    result = None
     if table_key(kind) in selected:
         result = load_day(cdr.source, cdr.warehouse, kind, day, context.run_id, listing,
                           cdr.settings.pseudonymisation_key)
-        report = _report(cdr, kind, day)
-        checks += [(table_key(kind), outcome) for outcome in report.checks()]
-        failed = [c.name for _, c in checks if not c.passed]
-        context.log.info(f"{kind.name} {day}: {result.rows_loaded:,} of {result.rows_read:,} "
-                         f"lines loaded, {result.rows_rejected:,} rejected, from "
-                         f"{len(result.files)} file(s)" + (
-                             f"; failing checks: {', '.join(failed)}" if failed else ""))
         yield table_key(kind), {
             "dagster/row_count": result.rows_loaded,
             "rows_read": result.rows_read,
@@ -154,25 +147,54 @@ def _run_day(context: dg.AssetExecutionContext, cdr: CdrWorkflow, listing: Listi
             "files": len(result.files),
             "warehouse": cdr.warehouse.display_url,
         }
-    if report_key(kind) in selected:
-        report = report or _report(cdr, kind, day)
-        yield report_key(kind), _write_report(cdr, report)
-    if {kpi_key(kind), signal_key(kind)} & selected:
-        kpi_metadata, signal_metadata, signal_outcomes = _insights(context, cdr, kind, day)
-        checks += [(signal_key(kind), outcome) for outcome in signal_outcomes]
-        if kpi_key(kind) in selected:
-            yield kpi_key(kind), kpi_metadata
-        if signal_key(kind) in selected:
-            yield signal_key(kind), signal_metadata
-    _log_checks(context, day, checks)
-    for _, outcome in checks:
+    with cdr.warehouse.transaction():  # what the day derives: one commit, recorded after it
+        derived = _derive(context, cdr, kind, day, with_table_checks=result is not None)
+    if result is not None:
+        failed = [c.name for _, c in derived.checks if not c.passed]
+        context.log.info(f"{kind.name} {day}: {result.rows_loaded:,} of {result.rows_read:,} "
+                         f"lines loaded, {result.rows_rejected:,} rejected, from "
+                         f"{len(result.files)} file(s)" + (
+                             f"; failing checks: {', '.join(failed)}" if failed else ""))
+    yield from derived.outputs
+    _log_checks(context, day, derived.checks)
+    if derived.flagged:
+        cdr.notifier.send(fraud_flagged(kind.name, day, derived.flagged))
+    for _, outcome in derived.checks:
         if not outcome.passed and not RULES[outcome.name].warn_only:
             cdr.notifier.send(check_failed(kind.name, day, outcome.name, outcome.detail))
 
 
-def _report(cdr: CdrWorkflow, kind: Kind, day: dt.date) -> DailyReport:
-    facts = read_day_facts(cdr.warehouse, kind, day, cdr.settings.start_date)
-    return DailyReport(facts, cdr.settings.max_reject_ratio)
+@dataclass
+class _Derived:
+    """What a day's loaded table gives: assets' metadata, check results, fraud flags."""
+
+    outputs: list[tuple[dg.AssetKey, dict[str, Any]]] = field(default_factory=list)
+    checks: DayChecks = field(default_factory=list)
+    flagged: list[Signal] = field(default_factory=list)
+
+
+def _derive(context: dg.AssetExecutionContext, cdr: CdrWorkflow, kind: Kind, day: dt.date,
+            with_table_checks: bool) -> _Derived:
+    """The day's selected report, KPIs and signals, and the table's checks if it was loaded;
+    the reconciliation is read back from the warehouse once, for both."""
+    selected, derived = context.selected_asset_keys, _Derived()
+    report = None
+    if with_table_checks or report_key(kind) in selected:
+        report = DailyReport(read_day_facts(cdr.warehouse, kind, day, cdr.settings.start_date),
+                             cdr.settings.max_reject_ratio)
+    if with_table_checks:
+        derived.checks += [(table_key(kind), outcome) for outcome in report.checks()]
+    if report_key(kind) in selected:
+        derived.outputs.append((report_key(kind), _write_report(cdr, report)))
+    if {kpi_key(kind), signal_key(kind)} & selected:
+        kpi_metadata, signal_metadata, day_signals = _insights(context, cdr, kind, day)
+        derived.checks += [(signal_key(kind), o) for o in signal_checks(day_signals)]
+        derived.flagged = day_signals.flagged
+        if kpi_key(kind) in selected:
+            derived.outputs.append((kpi_key(kind), kpi_metadata))
+        if signal_key(kind) in selected:
+            derived.outputs.append((signal_key(kind), signal_metadata))
+    return derived
 
 
 def _write_report(cdr: CdrWorkflow, report: DailyReport) -> dict[str, Any]:
@@ -186,12 +208,11 @@ def _write_report(cdr: CdrWorkflow, report: DailyReport) -> dict[str, Any]:
 
 
 def _insights(context: dg.AssetExecutionContext, cdr: CdrWorkflow, kind: Kind, day: dt.date
-              ) -> tuple[dict[str, Any], dict[str, Any], list[CheckOutcome]]:
-    """KPIs, signals and the HTML report of one day: (KPI metadata, signal metadata, checks)."""
+              ) -> tuple[dict[str, Any], dict[str, Any], DaySignals]:
+    """KPIs, signals and the HTML report of one day: (KPI metadata, signal metadata, the
+    signals)."""
     kpis = compute_day_kpis(cdr.warehouse, kind, day)
     day_signals = compute_day_signals(cdr.warehouse, kind, day)
-    if day_signals.flagged:
-        cdr.notifier.send(fraud_flagged(kind.name, day, day_signals.flagged))
     kpi_metadata: dict[str, Any] = {
         **{k.measure: float(k.figure) for k in kpis if k.dimension == "all"},
         "kpis": dg.MetadataValue.md(kpi_markdown(kpis))}
@@ -207,7 +228,7 @@ def _insights(context: dg.AssetExecutionContext, cdr: CdrWorkflow, kind: Kind, d
                            f"- **{s.value}** ({s.dimension}): {s.flag}, volume {s.volume} vs "
                            f"median {s.trailing_median:g}, success {s.success_rate:.0%}"
                            for s in day_signals.flagged) or "none")}
-    return kpi_metadata, signal_metadata, signal_checks(day_signals)
+    return kpi_metadata, signal_metadata, day_signals
 
 
 def _log_checks(context: dg.AssetExecutionContext, day: dt.date, checks: DayChecks) -> None:

@@ -24,6 +24,7 @@ class Warehouse(ABC):
     """One warehouse: DuckDB (embedded) or PostgreSQL, same tables, same invariants."""
 
     _session: Any = None  # the connection held open by `session()`, if any
+    _joined: Any = None  # the connection of the open `transaction()`, if any
     _tables_ready = False
 
     @property
@@ -85,8 +86,27 @@ class Warehouse(ABC):
                 self._session = None
 
     @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every operation in the block in one transaction, committed when the block ends and
+        rolled back whole if it raises: a commit flushes the log (on Iceberg, updates the
+        catalog), so what a day derives is written with one, not one per table."""
+        if self._joined is not None:
+            yield
+            return
+        with self.connect() as con:
+            self._joined = con
+            try:
+                yield
+            finally:
+                self._joined = None
+
+    @contextmanager
     def connect(self) -> Iterator[Any]:
-        """A transaction: commits when the block ends, rolls back if it raises."""
+        """A transaction: commits when the block ends, rolls back if it raises; inside
+        `transaction()`, that one."""
+        if self._joined is not None:
+            yield self._joined
+            return
         self.ensure_tables()
         with self._transaction() as con:
             yield con
