@@ -5,12 +5,14 @@ from __future__ import annotations
 import bisect
 import contextlib
 import datetime as dt
+import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from queue import Empty, Queue
 from typing import Any, TypeVar
@@ -18,11 +20,12 @@ from typing import Any, TypeVar
 import numpy as np
 import pyarrow as pa
 
+from cdr_workflow.errors import CdrFileError
 from cdr_workflow.header import SchemaDrift
 from cdr_workflow.independent import text_amounts
 from cdr_workflow.kinds import Kind
 from cdr_workflow.privacy import pseudonymise
-from cdr_workflow.reader import Chunk, Reject, raw_text, read_cdr_file
+from cdr_workflow.reader import Chunk, Reject, raw_text, read_as_stored, read_cdr_file
 from cdr_workflow.sources import CdrFile, Listing, NoFileError, Source
 from cdr_workflow.warehouse import Warehouse
 from cdr_workflow.warehouse.day_load import AmountKey, FileLoad, day_load
@@ -131,7 +134,8 @@ def load_day(
         if not pseudonymisation_key:
             load.raw_lines = lambda name, lines: texts[name].lines(lines)
         for index, cdr_file in enumerate(files):
-            text = texts[cdr_file.relative_path] = TextCopy(Path(scratch) / f"{index}.csv")
+            text = texts[cdr_file.relative_path] = TextCopy.of(
+                source, cdr_file, Path(scratch) / f"{index}.csv")
             with source.open(cdr_file) as stream, contextlib.closing(text), \
                     contextlib.closing(prefetched(read_cdr_file(
                         stream, cdr_file.relative_path, kind, copy_to=text,
@@ -145,51 +149,85 @@ def load_day(
             load.add_file(FileLoad(kind.name, day, cdr_file.relative_path, cdr_file.uri,
                                    cdr_file.size_bytes, cdr_file.fingerprint, chunks.lines_read,
                                    schema_drift=chunks.drift),
-                          reference.submit(accepted_text_amounts, text.path, rejected, kind))
+                          reference.submit(text.read, partial(
+                              accepted_text_amounts, rejected=rejected, kind=kind,
+                              scratch=Path(scratch) / f"{index}-rejected.csv")))
     return DayLoadResult(kind, day, load.files)
 
 
-def accepted_text_amounts(text: Path, rejected: list[str], kind: Kind
+def accepted_text_amounts(text: Path, rejected: list[str], kind: Kind, scratch: Path
                           ) -> dict[AmountKey, Decimal]:
     """What the file's text holds for the lines the reader accepted, by DuckDB's reading:
     all of the text less the rejected lines, read below the file's first line that is not
     blank (its header; a first record is left out again). A rejected line below a header met
-    again mid-file is read by the first header's columns."""
+    again mid-file is read by the first header's columns; the rejected lines are written to
+    `scratch` for that reading."""
     total = text_amounts(text, kind)
     if not rejected or not total:
         return total
     with text.open("rb") as f:
         first = next((line for line in f if line.strip()), b"")  # the header, if any
-    lines = text.with_name(f"{text.stem}-rejected.csv")
-    lines.write_bytes(first + "".join(f"{line}\n" for line in rejected).encode())
-    for key, amount in text_amounts(lines, kind, skip_first_record=True).items():
+    scratch.write_bytes(first + "".join(f"{line}\n" for line in rejected).encode())
+    for key, amount in text_amounts(scratch, kind, skip_first_record=True).items():
         total[key] = total.get(key, Decimal(0)) - amount
     return {key: amount for key, amount in total.items() if amount}
 
 
 class TextCopy:
-    """A file's text as the reader reads it, written to disk, with the byte offset and line
-    number where each piece written starts: a line is read back from its piece, not from the
-    start of the file (a 10M-line file's duplicates cost seconds otherwise)."""
+    """A file's text as the reader reads it, with the byte offset and line number where each
+    piece starts: a line is read back from its piece, not from the start of the file (a
+    10M-line file's duplicates cost seconds otherwise). Written to disk as it is read, unless
+    the file is on this machine and read as it is stored: then the file itself is read back
+    (a 10M-row file's 1.5 GB are not copied), and each reading fails if it was replaced or
+    changed since the reader opened it (the day rolls back; the new file loads next)."""
 
-    def __init__(self, path: Path):
-        self.path = path
-        self._file = path.open("wb")
+    def __init__(self, path: Path, stored_as: os.stat_result | None = None,
+                 name: str | None = None):
+        self.path, self.name = path, name or path.name
+        self._stored_as = stored_as and _identity(stored_as)  # the file read in place
+        self._file = None if stored_as else path.open("wb")
         self.offsets, self.first_lines = [0], [1]
 
+    @classmethod
+    def of(cls, source: Source, cdr_file: CdrFile, scratch: Path) -> TextCopy:
+        """The file itself when it is local and read as stored, else a copy at `scratch`."""
+        local = source.local_path(cdr_file)
+        if local is not None:
+            stat = local.stat()  # before the reader opens it: a change after is caught
+            with local.open("rb") as f:
+                if read_as_stored(f.read(2)):
+                    return cls(local, stat, cdr_file.relative_path)
+        return cls(scratch)
+
     def write(self, data: bytes) -> int:
-        self._file.write(data)
+        if self._file is not None:
+            self._file.write(data)
         self.offsets.append(self.offsets[-1] + len(data))
         self.first_lines.append(self.first_lines[-1] + data.count(b"\n"))
         return len(data)
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+
+    def read(self, reading: Callable[[Path], T]) -> T:
+        """`reading` of the text, from a file read in place only if it is still the one the
+        reader read."""
+        result = reading(self.path)
+        if self._stored_as and _identity(self.path.stat()) != self._stored_as:
+            raise CdrFileError(self.name, "the file changed while it was loaded: the "
+                               "day is rolled back; load it again")
+        return result
 
     def lines(self, wanted: set[int]) -> dict[int, str]:
         # small reads: a piece is a whole reader block, and a line is anywhere in it
-        return lines_of(self.path, wanted, block_bytes=1024 * 1024,
-                        starts=(self.offsets, self.first_lines))
+        return self.read(partial(lines_of, wanted=wanted, block_bytes=1024 * 1024,
+                                 starts=(self.offsets, self.first_lines)))
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
+    """What changes when a file is replaced or rewritten."""
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def lines_of(text: Path, wanted: set[int], block_bytes: int = 8 * 1024 * 1024,

@@ -171,18 +171,27 @@ class _Blocks:
         self.pool.shutdown(cancel_futures=True)
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def read_as_stored(head: bytes) -> bool:
+    """Whether `decompressed` reads a file that starts with these bytes as it is stored."""
+    return head[:2] != GZIP_MAGIC and head[:2] not in UTF16_BOMS
+
+
 def decompressed(stream: BinaryIO, source: str) -> BinaryIO:
     """The file's bytes as UTF-8 (or whatever 8-bit text it holds): gzip is recognised by its
     magic bytes whatever the file is called, UTF-16 (an Excel or PowerShell export) by its
     byte order mark."""
     buffered = io.BufferedReader(stream) if not hasattr(stream, "peek") else stream
-    if buffered.peek(2)[:2] == b"\x1f\x8b":
+    if buffered.peek(2)[:2] == GZIP_MAGIC:
         buffered = io.BufferedReader(gzip.GzipFile(fileobj=buffered))  # type: ignore[arg-type]
     try:
         head = buffered.peek(2)[:2]
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise CdrFileError(source, f"cannot decompress: {exc}") from exc
-    if head in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+    if head in UTF16_BOMS:
         return io.BufferedReader(_Utf16AsUtf8(buffered, source))  # type: ignore[return-value]
     return buffered
 

@@ -284,3 +284,35 @@ def test_a_transaction_commits_its_writes_together_or_none(warehouse):
         kpi(DAY + dt.timedelta(days=1), "20")
         1 / 0  # noqa: B018 - a failure after both writes
     assert stored() == {DAY: 1, DAY + dt.timedelta(days=1): 2}
+
+
+def test_a_local_file_is_read_back_in_place_and_a_change_meanwhile_rolls_the_day_back(
+        warehouse, source, tmp_path):
+    import gzip
+    import io
+
+    from cdr_workflow.errors import CdrFileError
+    from cdr_workflow.load import TextCopy
+
+    path = write(source, "voice_2026-11-21.csv", [pt_row("a", Amount="1.5")])
+    (cdr_file,) = source.list().files
+    assert TextCopy.of(source, cdr_file, tmp_path / "copy.csv").path == path  # not copied
+    gz = source.drop_dir / "voice_2026-11-22.csv.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    gz_file = next(f for f in source.list().files if f.relative_path.endswith(".gz"))
+    assert TextCopy.of(source, gz_file, tmp_path / "copy.csv").path == tmp_path / "copy.csv"
+
+    class Redelivered(LocalSource):
+        """The file is replaced just after the reader has taken its bytes."""
+
+        def open(self, cdr_file):
+            data = super().open(cdr_file).read()
+            write(source, "voice_2026-11-21.csv", [pt_row("a", Amount="1.5"),
+                                                    pt_row("b", Amount="99")])
+            return io.BytesIO(data)
+
+    with pytest.raises(CdrFileError, match="changed while it was loaded"):
+        load_day(Redelivered(source.drop_dir, source.pattern), warehouse, VOICE, DAY, "run-1")
+    assert counts(warehouse) == (0, 0, 0)
+    load_day(source, warehouse, VOICE, DAY, "run-2")  # the new file, next time
+    assert counts(warehouse) == (2, 0, 1)

@@ -7,6 +7,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 from cdr_workflow.kinds import KIND_NAMES
@@ -90,6 +91,10 @@ class Source(ABC):
     @abstractmethod
     def open(self, cdr_file: CdrFile) -> BinaryIO:
         """A binary stream of the file's bytes, read incrementally."""
+
+    def local_path(self, cdr_file: CdrFile) -> Path | None:  # noqa: B027 - local sources
+        """The file on this machine's disk, when it is there (read in place, not copied)."""
+        return None
 
     def list(self) -> Listing:
         files, ignored = [], []

@@ -39,7 +39,10 @@ class LocalSource(Source):
             )
 
     def open(self, cdr_file: CdrFile) -> BinaryIO:
+        return self.local_path(cdr_file).open("rb")
+
+    def local_path(self, cdr_file: CdrFile) -> Path:
         path = (self.drop_dir / cdr_file.relative_path).resolve()
         if not path.is_relative_to(self.drop_dir.resolve()):
             raise ValueError(f"{cdr_file.relative_path} is outside {self.description}")
-        return path.open("rb")
+        return path
