@@ -20,6 +20,13 @@ from cdr_workflow.header import normalise, spellings
 from cdr_workflow.kinds import Kind
 from cdr_workflow.warehouse.day_load import AmountKey
 
+PATTERN_CHARACTERS = frozenset("*?[{")  # read_csv takes a path holding these as a pattern
+
+
+def readable_by_name(path: Path) -> bool:
+    """Whether `text_amounts` reads exactly this file when given its path."""
+    return not PATTERN_CHARACTERS & set(str(path))
+
 
 def text_amounts(path: Path, kind: Kind, skip_first_record: bool = False
                  ) -> dict[AmountKey, Decimal]:

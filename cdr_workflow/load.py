@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from cdr_workflow.errors import CdrFileError
 from cdr_workflow.header import SchemaDrift
-from cdr_workflow.independent import text_amounts
+from cdr_workflow.independent import readable_by_name, text_amounts
 from cdr_workflow.kinds import Kind
 from cdr_workflow.privacy import pseudonymise
 from cdr_workflow.reader import Chunk, Reject, raw_text, read_as_stored, read_cdr_file
@@ -195,7 +195,7 @@ class TextCopy:
         if local is not None:
             stat = local.stat()  # before the reader opens it: a change after is caught
             with local.open("rb") as f:
-                if read_as_stored(f.read(2)):
+                if read_as_stored(f.read(2)) and readable_by_name(local):
                     return cls(local, stat, cdr_file.relative_path)
         return cls(scratch)
 
@@ -213,11 +213,27 @@ class TextCopy:
     def read(self, reading: Callable[[Path], T]) -> T:
         """`reading` of the text, from a file read in place only if it is still the one the
         reader read."""
-        result = reading(self.path)
-        if self._stored_as and _identity(self.path.stat()) != self._stored_as:
-            raise CdrFileError(self.name, "the file changed while it was loaded: the "
-                               "day is rolled back; load it again")
+        try:
+            result = reading(self.path)
+        except Exception as exc:  # a file moved away or cut short: say so, not how it broke
+            if self._changed():
+                raise self._changed_error() from exc
+            raise
+        if self._changed():
+            raise self._changed_error()
         return result
+
+    def _changed(self) -> bool:
+        if not self._stored_as:
+            return False
+        try:
+            return _identity(self.path.stat()) != self._stored_as
+        except OSError:
+            return True
+
+    def _changed_error(self) -> CdrFileError:
+        return CdrFileError(self.name, "the file changed while it was loaded: the day is "
+                            "rolled back; load it again")
 
     def lines(self, wanted: set[int]) -> dict[int, str]:
         # small reads: a piece is a whole reader block, and a line is anywhere in it

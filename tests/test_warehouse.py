@@ -316,3 +316,14 @@ def test_a_local_file_is_read_back_in_place_and_a_change_meanwhile_rolls_the_day
     assert counts(warehouse) == (0, 0, 0)
     load_day(source, warehouse, VOICE, DAY, "run-2")  # the new file, next time
     assert counts(warehouse) == (2, 0, 1)
+
+
+def test_a_path_duckdb_would_take_as_a_pattern_is_copied_not_read_in_place(warehouse, tmp_path):
+    drop, lookalike = tmp_path / "in[1]", tmp_path / "in1"  # `in[1]` as a pattern is `in1`
+    for folder, amount in ((drop, "1.5"), (lookalike, "99")):
+        folder.mkdir()
+        write(LocalSource(folder, re.compile(DEFAULT_FILE_PATTERN)), "voice_2026-11-21.csv",
+              [pt_row("a", Amount=amount)])
+    load_day(LocalSource(drop, re.compile(DEFAULT_FILE_PATTERN)), warehouse, VOICE, DAY, "r")
+    ((totals,),) = warehouse.query("SELECT amount_totals FROM cdr_files")
+    assert decode_amounts(totals) == {("EUR", "app-1"): Decimal("1.5")}

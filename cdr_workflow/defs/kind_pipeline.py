@@ -9,6 +9,7 @@ check results, so in a backfill run one bad day fails alone while the others loa
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -147,8 +148,13 @@ def _run_day(context: dg.AssetExecutionContext, cdr: CdrWorkflow, listing: Listi
             "files": len(result.files),
             "warehouse": cdr.warehouse.display_url,
         }
-    with cdr.warehouse.transaction():  # what the day derives: one commit, recorded after it
-        derived = _derive(context, cdr, kind, day, with_table_checks=result is not None)
+    derived = _Derived()
+    if result is not None or {report_key(kind), kpi_key(kind), signal_key(kind)} & selected:
+        with cdr.warehouse.transaction():  # what the day derives: one commit, recorded after
+            derived = _derive(context, cdr, kind, day, with_table_checks=result is not None)
+    for path, text in derived.pages.items():  # the report files, once their rows are in
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
     if result is not None:
         failed = [c.name for _, c in derived.checks if not c.passed]
         context.log.info(f"{kind.name} {day}: {result.rows_loaded:,} of {result.rows_read:,} "
@@ -166,9 +172,11 @@ def _run_day(context: dg.AssetExecutionContext, cdr: CdrWorkflow, listing: Listi
 
 @dataclass
 class _Derived:
-    """What a day's loaded table gives: assets' metadata, check results, fraud flags."""
+    """What a day's loaded table gives: assets' metadata, check results, fraud flags, and
+    the report files to write."""
 
     outputs: list[tuple[dg.AssetKey, dict[str, Any]]] = field(default_factory=list)
+    pages: dict[Path, str] = field(default_factory=dict)
     checks: DayChecks = field(default_factory=list)
     flagged: list[Signal] = field(default_factory=list)
 
@@ -185,9 +193,10 @@ def _derive(context: dg.AssetExecutionContext, cdr: CdrWorkflow, kind: Kind, day
     if with_table_checks:
         derived.checks += [(table_key(kind), outcome) for outcome in report.checks()]
     if report_key(kind) in selected:
-        derived.outputs.append((report_key(kind), _write_report(cdr, report)))
+        derived.outputs.append((report_key(kind), _store_report(cdr, report, derived.pages)))
     if {kpi_key(kind), signal_key(kind)} & selected:
-        kpi_metadata, signal_metadata, day_signals = _insights(context, cdr, kind, day)
+        kpi_metadata, signal_metadata, day_signals = _insights(context, cdr, kind, day,
+                                                                derived.pages)
         derived.checks += [(signal_key(kind), o) for o in signal_checks(day_signals)]
         derived.flagged = day_signals.flagged
         if kpi_key(kind) in selected:
@@ -197,20 +206,20 @@ def _derive(context: dg.AssetExecutionContext, cdr: CdrWorkflow, kind: Kind, day
     return derived
 
 
-def _write_report(cdr: CdrWorkflow, report: DailyReport) -> dict[str, Any]:
+def _store_report(cdr: CdrWorkflow, report: DailyReport, pages: dict[Path, str]
+                  ) -> dict[str, Any]:
     markdown = report.markdown()
     path = cdr.settings.reports_dir / report.kind / f"{report.day.isoformat()}.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(markdown, encoding="utf-8")
+    pages[path] = markdown
     store_report(cdr.warehouse, report)
     return {"report": dg.MetadataValue.md(markdown),
             "report_file": str(path.resolve()), **report.numbers()}
 
 
-def _insights(context: dg.AssetExecutionContext, cdr: CdrWorkflow, kind: Kind, day: dt.date
-              ) -> tuple[dict[str, Any], dict[str, Any], DaySignals]:
-    """KPIs, signals and the HTML report of one day: (KPI metadata, signal metadata, the
-    signals)."""
+def _insights(context: dg.AssetExecutionContext, cdr: CdrWorkflow, kind: Kind, day: dt.date,
+              pages: dict[Path, str]) -> tuple[dict[str, Any], dict[str, Any], DaySignals]:
+    """KPIs, signals and the HTML report of one day (added to `pages`): (KPI metadata, signal
+    metadata, the signals)."""
     kpis = compute_day_kpis(cdr.warehouse, kind, day)
     day_signals = compute_day_signals(cdr.warehouse, kind, day)
     kpi_metadata: dict[str, Any] = {
@@ -218,9 +227,8 @@ def _insights(context: dg.AssetExecutionContext, cdr: CdrWorkflow, kind: Kind, d
         "kpis": dg.MetadataValue.md(kpi_markdown(kpis))}
     if dt.date.fromisoformat(context.partition_keys[-1]) - day < HTML_REPORT_DAYS:
         path = cdr.settings.reports_dir / kind.name / f"{day.isoformat()}.html"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(daily_html(kind, day, daily_charts(cdr.warehouse, kind, day), kpis,
-                                   day_signals.signals), encoding="utf-8")
+        pages[path] = daily_html(kind, day, daily_charts(cdr.warehouse, kind, day), kpis,
+                                 day_signals.signals)
         kpi_metadata["html_report_file"] = str(path.resolve())
     signal_metadata = {"flags": len(day_signals.flagged),
                        "volume_anomaly": day_signals.volume_detail,

@@ -88,8 +88,9 @@ class Warehouse(ABC):
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Every operation in the block in one transaction, committed when the block ends and
-        rolled back whole if it raises: a commit flushes the log (on Iceberg, updates the
-        catalog), so what a day derives is written with one, not one per table."""
+        rolled back if it raises: a commit flushes the log, so what a day derives is written
+        with one, not one per table. (Iceberg commits table by table at the end: a failure
+        there can leave the tables committed before it.)"""
         if self._joined is not None:
             yield
             return
