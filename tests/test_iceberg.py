@@ -188,3 +188,25 @@ def test_a_day_written_in_several_batches_replaces_the_day_once(drop, iceberg_ur
     rows = pyiceberg_table(iceberg_url, "voice_cdrs").scan().to_arrow()
     assert sorted(rows.column("call_id").to_pylist()) == sorted(file_rows(path))
     assert set(rows.column("load_id").to_pylist()) == {"run-2"}
+
+
+def test_a_first_load_that_loses_the_race_for_the_namespace_goes_on(iceberg_url, monkeypatch):
+    """Two first loads at once: the SQL catalog lets both try to insert the namespace, and the
+    later one gets a unique-key error while the namespace is there."""
+    warehouse = open_warehouse(iceberg_url)
+    create = type(warehouse.catalog).create_namespace_if_not_exists
+
+    def lose_the_race(catalog, namespace, *args, **kwargs):
+        create(catalog, namespace, *args, **kwargs)  # the other load's insert
+        raise RuntimeError("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr(type(warehouse.catalog), "create_namespace_if_not_exists",
+                        lose_the_race)
+    warehouse.ensure_tables()
+    assert warehouse.query("SELECT COUNT(*) FROM cdr_files") == [(0,)]
+
+    other = open_warehouse(iceberg_url.replace(parse_iceberg_url(iceberg_url)[1], "absent_ns"))
+    monkeypatch.setattr(type(other.catalog), "create_namespace_if_not_exists",
+                        lambda *args, **kwargs: (_ for _ in ()).throw(RuntimeError("down")))
+    with pytest.raises(RuntimeError, match="down"):  # not there: the error stands
+        other.ensure_tables()

@@ -118,7 +118,7 @@ class IcebergWarehouse(Warehouse):
         columns a table made by an earlier version lacks."""
         if self._tables_ready:
             return
-        self.catalog.create_namespace_if_not_exists(self.namespace)
+        self._ensure_namespace()
         for table in ALL_TABLES:
             schema = iceberg_schema(table)
             part = schema.find_field(table.partition_column)
@@ -132,6 +132,16 @@ class IcebergWarehouse(Warehouse):
                 with iceberg.update_schema() as update:
                     update.union_by_name(table.arrow_schema)
         self._tables_ready = True
+
+
+    def _ensure_namespace(self) -> None:
+        # the SQL catalog looks, then inserts: of two first loads at once, the later insert
+        # fails (a unique-key error, not "already exists") though the namespace is there
+        try:
+            self.catalog.create_namespace_if_not_exists(self.namespace)
+        except Exception:
+            if not self.catalog.namespace_exists(self.namespace):
+                raise
 
 
 def iceberg_schema(table: Table) -> Schema:
