@@ -133,7 +133,6 @@ class IcebergWarehouse(Warehouse):
                     update.union_by_name(table.arrow_schema)
         self._tables_ready = True
 
-
     def _ensure_namespace(self) -> None:
         # the SQL catalog looks, then inserts: of two first loads at once, the later insert
         # fails (a unique-key error, not "already exists") though the namespace is there
