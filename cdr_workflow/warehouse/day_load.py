@@ -286,13 +286,17 @@ class DayLoad:
             rejects.setdefault(copy, []).append(Reject(int(line), None, (reason,)))
         for copy, copy_rejects in rejects.items():
             self.add_rejects(copy, copy_rejects)
-        self._scratch("cdr_copies", "source_file VARCHAR, source_line BIGINT, reason VARCHAR",
-                      pa.table({
+        self._scratch("cdr_copies", "id VARCHAR, source_file VARCHAR, source_line BIGINT, "
+                      "reason VARCHAR", pa.table({
+                          "id": pa.array([value for _, _, value, *_ in found], pa.string()),
                           "source_file": pa.array([f for f, *_ in found], pa.string()),
                           "source_line": pa.array([int(n) for _, n, *_ in found], pa.int64()),
                           "reason": pa.array(reasons, pa.string())}))
-        match = (f"FROM {table} t JOIN cdr_copies c ON c.source_file = t.source_file "
-                 "AND c.source_line = t.source_line WHERE t.cdr_date = ?")
+        # by id too: PostgreSQL then finds the few copies through its id index instead of
+        # reading the whole day three times (4 s for one late copy in a 1M-row day)
+        copy_of = (f"c.id = t.{key} AND c.source_file = t.source_file "
+                   "AND c.source_line = t.source_line")
+        match = f"FROM {table} t JOIN cdr_copies c ON {copy_of} WHERE t.cdr_date = ?"
         if self.kind.has_amounts:
             for source_file, currency, app_key, amount in self._run(
                     f"SELECT t.source_file, t.currency, t.application_key, SUM(t.amount) "
@@ -304,8 +308,7 @@ class DayLoad:
                   f"{', '.join('t.' + c for c in self.table.column_names)}, c.reason {match}",
                   (self.day,))
         self._run(f"DELETE FROM {table} t WHERE t.cdr_date = ? AND EXISTS (SELECT 1 FROM "
-                  "cdr_copies c WHERE c.source_file = t.source_file "
-                  "AND c.source_line = t.source_line)", (self.day,))
+                  f"cdr_copies c WHERE {copy_of})", (self.day,))
 
     def _keep_raw_text_of_duplicates(self) -> None:
         """Duplicates were valid lines: fetch their text from the files read."""
