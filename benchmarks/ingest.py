@@ -7,7 +7,9 @@ the same file, with bad lines and duplicate ids in it, all measured in the same 
 
 The file (generated, or given) gets a bad line every `--bad-every` lines (a wrong amount,
 result, duration, time or a missing id: values PostgreSQL's COPY into text columns still
-takes) and a duplicate id every `--dup-every` lines. Baselines: DuckDB's typed `read_csv(...,
+takes) and a duplicate id every `--dup-every` lines. A generated file's ids are random UUIDs, as
+Sinch's call ids are (`--ids sequential`: the demo's numbered ids, which flatter an index on
+them). Baselines: DuckDB's typed `read_csv(...,
 columns={typed}, store_rejects=true)` into a table of a fresh database file (and, for the
 record, of an in-memory database), and PostgreSQL's `COPY ... FROM STDIN (FORMAT csv)` of the
 same bytes into text columns. The pipeline: `load_day` (read, validate, load, duplicates,
@@ -37,7 +39,9 @@ import tempfile
 import time
 from pathlib import Path
 from queue import Empty
+from random import Random
 from typing import Any
+from uuid import UUID
 
 DAY = dt.date(2026, 11, 21)
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -165,16 +169,24 @@ FAULTS = (("Amount", b"1.2345678"), ("Result", b"MAYBE"), ("Duration", b"-5"),
           ("CallTime", b"yesterday"), ("CallId", b""))
 
 
-def inject_faults(path: Path, bad_every: int, dup_every: int) -> tuple[int, int]:
+def inject_faults(path: Path, bad_every: int, dup_every: int, sinch_ids: bool = False
+                  ) -> tuple[int, int]:
     """Rewrite a file (with a header) with bad lines and duplicate ids; returns how many of
-    each. A duplicate copies the id of the line 1000 lines up."""
+    each. A duplicate copies the id of the line 1000 lines up. `sinch_ids`: every id becomes
+    a random UUID with a suffix first, the shape of Sinch's call ids (its callback docs:
+    `822aa4b7-05b4-4d83-87c7-1f835ee0b6f6_257`): a file in call order holds them in no order,
+    which is what a warehouse's index on them meets."""
     lines = path.read_bytes().split(b"\n")
     position = {name.decode(): i for i, name in enumerate(lines[0].split(b";"))}
     bad = duplicates = 0
+    random = Random(DAY.toordinal())
     for n in range(1, len(lines)):
         if not lines[n]:
             continue
         fields = lines[n].split(b";")
+        if sinch_ids:
+            uuid = UUID(int=random.getrandbits(128), version=4)
+            fields[position["CallId"]] = f"{uuid}_{random.randrange(1000)}".encode()
         if n % bad_every == 0:
             name, value = FAULTS[bad % len(FAULTS)]
             fields[position[name]] = value
@@ -300,6 +312,9 @@ def main() -> None:
                                                 "all"], default="duckdb",
                         help="both: DuckDB and PostgreSQL; all: and Iceberg")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
+    parser.add_argument("--ids", choices=["sinch", "sequential"], default="sinch",
+                        help="a generated file's ids: random UUIDs as Sinch's, or the demo's "
+                        "numbered ids (in file order); a --file keeps its own")
     parser.add_argument("--bad-every", type=int, default=10_000, help="a bad line every N lines")
     parser.add_argument("--dup-every", type=int, default=50_000, help="a duplicate id every N")
     parser.add_argument("--rounds", type=int, default=1,
@@ -319,7 +334,8 @@ def main() -> None:
         from cdr_workflow.demo import write_voice_file
 
         write_voice_file(path, args.rows, DAY)
-    bad, duplicates = inject_faults(path, args.bad_every, args.dup_every)
+    sinch_ids = args.ids == "sinch" and not args.file
+    bad, duplicates = inject_faults(path, args.bad_every, args.dup_every, sinch_ids)
 
     with_duckdb = args.warehouse in ("duckdb", "both", "all")
     if with_duckdb:
@@ -331,7 +347,8 @@ def main() -> None:
     duckdb_memory = _in_child(_duckdb_baseline, str(path), ":memory:")
     report: dict[str, Any] = {
         "file": path.name, "file_mb": round(path.stat().st_size / 2**20, 1),
-        "bad_lines": bad, "duplicate_ids": duplicates, "rounds": args.rounds,
+        "ids": "given" if args.file else args.ids, "bad_lines": bad,
+        "duplicate_ids": duplicates, "rounds": args.rounds,
         "duckdb_read_csv_typed_store_rejects_seconds": round(duckdb_file["seconds"], 3),
         "duckdb_read_csv_rejected": duckdb_file["rejected"],
         "duckdb_read_csv_in_memory_seconds": round(duckdb_memory["seconds"], 3)}

@@ -327,3 +327,21 @@ def test_a_path_duckdb_would_take_as_a_pattern_is_copied_not_read_in_place(wareh
     load_day(LocalSource(drop, re.compile(DEFAULT_FILE_PATTERN)), warehouse, VOICE, DAY, "r")
     ((totals,),) = warehouse.query("SELECT amount_totals FROM cdr_files")
     assert decode_amounts(totals) == {("EUR", "app-1"): Decimal("1.5")}
+
+
+@pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
+def test_postgres_indexes_ids_by_hash_and_replaces_an_earlier_b_tree(warehouse_url):
+    """Sinch's call ids are random UUIDs, which a B-tree takes at random places: the id is
+    indexed by hash, and a warehouse an earlier release made has its B-tree replaced."""
+    earlier = open_warehouse(warehouse_url)
+    earlier.ensure_tables()
+    with earlier.connect() as con:
+        earlier.execute(con, "DROP INDEX voice_cdrs_call_id_hash")
+        earlier.execute(con, "CREATE INDEX voice_cdrs_call_id_idx ON voice_cdrs (call_id)")
+    warehouse = open_warehouse(warehouse_url)
+    warehouse.ensure_tables()
+    with warehouse.connect() as con:
+        indexes = dict(warehouse.execute(
+            con, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'voice_cdrs'"))
+    assert "voice_cdrs_call_id_idx" not in indexes
+    assert "USING hash (call_id)" in indexes["voice_cdrs_call_id_hash"]

@@ -53,18 +53,22 @@ class PostgresWarehouse(Warehouse):
         queries find the day's rows, and an id's copies on other days, without reading all
         days (PostgreSQL has no zone maps). Days are loaded in order of arrival, so a BRIN
         index (a day range per 128 pages) finds a day almost as well as a B-tree, at a
-        fraction of its upkeep (1M rows appended: +0.2 s against +0.7 s)."""
+        fraction of its upkeep (1M rows appended: +0.2 s against +0.7 s). Ids are found by
+        a hash index: Sinch's call ids are random UUIDs, which a B-tree takes at random
+        places (1M appended: 7.1 s against 3.6 s for the hash index; ids in order favour
+        the B-tree, 3.0 s against 4.1 s), and only equality is ever asked of them."""
         if self._tables_ready:
             return
         super().ensure_tables()
         wanted: dict[str, str] = {}  # index name → what it indexes
-        replaced: set[str] = set()  # the B-trees on cdr_date of earlier versions
+        replaced: set[str] = set()  # earlier versions' B-trees on cdr_date and the id
         for kind in KINDS.values():
             for table in (CDR_TABLES[kind.name], HELD_TABLES[kind.name]):
                 wanted[f"{table.name}_cdr_date_brin"] = (
                     f"ON {table.name} USING brin (cdr_date) WITH (autosummarize = on)")
-                wanted[f"{table.name}_{kind.id_column}_idx"] = f"ON {table.name} ({kind.id_column})"
-                replaced.add(f"{table.name}_cdr_date_idx")
+                wanted[f"{table.name}_{kind.id_column}_hash"] = (
+                    f"ON {table.name} USING hash ({kind.id_column})")
+                replaced |= {f"{table.name}_cdr_date_idx", f"{table.name}_{kind.id_column}_idx"}
         with self._transaction() as con:
             self._lock_schema(con)
             present = {name for (name,) in self.execute(
