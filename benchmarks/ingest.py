@@ -169,8 +169,8 @@ FAULTS = (("Amount", b"1.2345678"), ("Result", b"MAYBE"), ("Duration", b"-5"),
           ("CallTime", b"yesterday"), ("CallId", b""))
 
 
-def inject_faults(path: Path, bad_every: int, dup_every: int, sinch_ids: bool = False
-                  ) -> tuple[int, int]:
+def inject_faults(path: Path, bad_every: int, dup_every: int, sinch_ids: bool = False,
+                  seed: int = DAY.toordinal()) -> tuple[int, int]:
     """Rewrite a file (with a header) with bad lines and duplicate ids; returns how many of
     each. A duplicate copies the id of the line 1000 lines up. `sinch_ids`: every id becomes
     a random UUID with a suffix first, the shape of Sinch's call ids (its callback docs:
@@ -179,7 +179,7 @@ def inject_faults(path: Path, bad_every: int, dup_every: int, sinch_ids: bool = 
     lines = path.read_bytes().split(b"\n")
     position = {name.decode(): i for i, name in enumerate(lines[0].split(b";"))}
     bad = duplicates = 0
-    random = Random(DAY.toordinal())
+    random = Random(seed)
     for n in range(1, len(lines)):
         if not lines[n]:
             continue

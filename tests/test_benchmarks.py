@@ -69,3 +69,12 @@ def test_backfill_benchmark_keeps_dagsters_events_in_postgresql_as_production_do
     assert report["instance"] == "postgresql"
     assert report["1_runs"] == {**report["1_runs"], "warehouse_days": 2, "warehouse_rows": 600,
                                 "every_file_balances": True}
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb", "postgres"], indirect=True)
+def test_history_benchmark_finds_a_late_copy_among_the_days_loaded(warehouse_url):
+    engine = "duckdb" if warehouse_url.startswith("duckdb") else "postgresql"
+    report = run("history.py", "--days", "3", "--rows", "2000", "--warehouse", engine,
+                 "--postgres-url", warehouse_url)
+    assert len(report["seconds_each_day"]) == 3
+    assert report["late_copy_rejected"] and report["every_load_balances"]
