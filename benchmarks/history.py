@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -89,6 +90,7 @@ def main() -> None:
     finally:
         if args.warehouse == "postgresql":
             _drop_postgres(args.postgres_url, database)
+        shutil.rmtree(workdir, ignore_errors=True)
     seconds = [s for s, _, _ in loads]
     print(json.dumps({
         "warehouse": args.warehouse, "days": args.days, "rows_per_day": args.rows,
