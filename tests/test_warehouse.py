@@ -330,18 +330,43 @@ def test_a_path_duckdb_would_take_as_a_pattern_is_copied_not_read_in_place(wareh
 
 
 @pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
-def test_postgres_indexes_ids_by_hash_and_replaces_an_earlier_b_tree(warehouse_url):
-    """Sinch's call ids are random UUIDs, which a B-tree takes at random places: the id is
-    indexed by hash, and a warehouse an earlier release made has its B-tree replaced."""
-    earlier = open_warehouse(warehouse_url)
-    earlier.ensure_tables()
-    with earlier.connect() as con:
-        earlier.execute(con, "DROP INDEX voice_cdrs_call_id_hash")
-        earlier.execute(con, "CREATE INDEX voice_cdrs_call_id_idx ON voice_cdrs (call_id)")
+def test_postgres_keeps_each_day_in_a_partition_and_takes_in_an_earlier_table(
+        warehouse_url, source):
+    """A day loaded the first time gets a partition of its own with a hash index on the id;
+    a table an earlier release made unpartitioned (B-tree on the id) becomes the partition
+    of the days it holds, and its days still load again, their ids still found."""
+    import psycopg
+
+    from cdr_workflow.warehouse.tables import CDR_TABLES
+
+    earlier_day = DAY - dt.timedelta(days=1)
+    with psycopg.connect(warehouse_url) as con:
+        con.execute(CDR_TABLES["voice"].create_statement())
+        con.execute("CREATE INDEX voice_cdrs_call_id_idx ON voice_cdrs (call_id)")
+        con.execute("INSERT INTO voice_cdrs (call_type, call_id, cdr_date, source_file, "
+                    "source_line) VALUES ('phone_terminated', 'old', %s, 'earlier.csv', 2)",
+                    (earlier_day,))
+    write(source, "voice_2026-11-21.csv", [pt_row("a"), pt_row("old")])
     warehouse = open_warehouse(warehouse_url)
-    warehouse.ensure_tables()
-    with warehouse.connect() as con:
-        indexes = dict(warehouse.execute(
-            con, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'voice_cdrs'"))
-    assert "voice_cdrs_call_id_idx" not in indexes
+    day = load_day(source, warehouse, VOICE, DAY, "run-1")
+    assert (day.rows_loaded, day.rows_rejected) == (1, 1), "'old' is on the earlier day"
+
+    partitions = dict(warehouse.query(
+        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN "
+        "pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'voice_cdrs'::regclass"))
+    assert partitions == {
+        "voice_cdrs_20261120_20261120": "FOR VALUES FROM ('2026-11-20') TO ('2026-11-21')",
+        "voice_cdrs_20261121": "FOR VALUES FROM ('2026-11-21') TO ('2026-11-22')"}
+    indexes = dict(warehouse.query(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename LIKE 'voice_cdrs_2%'"))
+    assert "USING hash (call_id)" in indexes["voice_cdrs_20261121_call_id_hash"]
     assert "USING hash (call_id)" in indexes["voice_cdrs_call_id_hash"]
+    assert "voice_cdrs_call_id_idx" not in indexes
+
+    write(source, "voice_2026-11-20.csv", [pt_row("x", CallTime="2026-11-20T10:00:00Z",
+                                                  AnswerTime="")])
+    load_day(source, warehouse, VOICE, earlier_day, "run-2")
+    load_day(source, warehouse, VOICE, DAY, "run-3")
+    assert sorted(warehouse.query("SELECT call_id, cdr_date FROM voice_cdrs")) == [
+        ("a", DAY), ("old", DAY), ("x", earlier_day)], "'old' left the earlier day"
+    assert warehouse.query("SELECT COUNT(*) FROM voice_cdrs_20261121") == [(2,)]

@@ -88,14 +88,14 @@ class DayLoad:
         self._amounts: dict[str, Future[dict[AmountKey, Decimal]]] = {}  # by their reader
         self._duplicates: dict[str, dict[AmountKey, Decimal]] = {}  # money of later copies
         self._seen = SeenIds()  # the day's ids so far
-        self._statistics_fresh = True  # the planner's figures: stale once a file is streamed
+        self._lookups_ready = True  # statistics and indexes: stale once a file is streamed
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return self.warehouse.execute(self.con, sql, params)
 
     def begin(self) -> None:
-        for table in (self.table, self.held):
-            self._run(f"DELETE FROM {table.name} WHERE cdr_date = ?", (self.day,))
+        self.warehouse.clear_day(self.con, self.table.name, self.day)
+        self._run(f"DELETE FROM {self.held.name} WHERE cdr_date = ?", (self.day,))
         for table in (REJECTS, FILES):
             self._run(f"DELETE FROM {table.name} WHERE kind = ? AND cdr_date = ?",
                       (self.kind.name, self.day))
@@ -132,9 +132,9 @@ class DayLoad:
                 if failure and failure[0] is not exc:
                     raise failure[0] from None
                 raise
-            self._statistics_fresh = False
+            self._lookups_ready = False
             if candidates.rows:
-                self._refresh_statistics()  # for the looks
+                self._prepare_lookups()  # for the looks
             for rows in candidates.tables(SETTLE_ROWS):
                 self._settle(source_file, rows)
 
@@ -245,16 +245,16 @@ class DayLoad:
                    lineage.get(f.name, pa.nulls(n, f.type)) for f in schema]
         return pa.Table.from_arrays(columns, schema=schema)
 
-    def _refresh_statistics(self) -> None:
-        """Of the columns the day's queries look up by; rows settled after a file's stream
-        are few (copies are held, not appended), so one refresh per stream serves."""
-        self.warehouse.refresh_statistics(self.con, self.table.name, (
+    def _prepare_lookups(self) -> None:
+        """By the columns the day's queries look up by; rows settled after a file's stream
+        are few (copies are held, not appended), so once per stream serves."""
+        self.warehouse.prepare_lookups(self.con, self.table.name, self.day, (
             "cdr_date", self.kind.id_column, "source_file", "source_line"))
-        self._statistics_fresh = True
+        self._lookups_ready = True
 
     def finish(self) -> None:
-        if not self._statistics_fresh:
-            self._refresh_statistics()
+        if not self._lookups_ready:
+            self._prepare_lookups()
         self._reject_copies_of_other_days()
         self._keep_raw_text_of_duplicates()
         self._restore_held_copies(", ".join(self.table.column_names))
