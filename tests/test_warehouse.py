@@ -252,7 +252,8 @@ def test_a_new_process_does_not_lock_tables_another_load_is_writing(warehouse_ur
     first = open_warehouse(warehouse_url)
     with first.connect() as con:
         first.execute(con, "DELETE FROM cdr_rejects WHERE cdr_date = ?", (DAY,))
-        first.execute(con, "LOCK TABLE voice_cdrs IN ROW EXCLUSIVE MODE")
+        for table in ("voice_cdrs", "voice_cdrs_held"):
+            first.execute(con, f"LOCK TABLE {table} IN ROW EXCLUSIVE MODE")
         done = threading.Event()
         starter = threading.Thread(
             target=lambda: (open_warehouse(warehouse_url).ensure_tables(), done.set()))
@@ -332,7 +333,7 @@ def test_a_path_duckdb_would_take_as_a_pattern_is_copied_not_read_in_place(wareh
 @pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
 def test_postgres_keeps_each_day_in_a_partition_and_takes_in_an_earlier_table(
         warehouse_url, source):
-    """A day loaded the first time gets a partition of its own with a hash index on the id;
+    """A day loaded the first time gets a partition of its own with an index on the id;
     a table an earlier release made unpartitioned (B-tree on the id) becomes the partition
     of the days it holds, and its days still load again, their ids still found."""
     import psycopg
@@ -359,7 +360,7 @@ def test_postgres_keeps_each_day_in_a_partition_and_takes_in_an_earlier_table(
         "voice_cdrs_20261121": "FOR VALUES FROM ('2026-11-21') TO ('2026-11-22')"}
     indexes = dict(warehouse.query(
         "SELECT indexname, indexdef FROM pg_indexes WHERE tablename LIKE 'voice_cdrs_2%'"))
-    assert "USING hash (call_id)" in indexes["voice_cdrs_20261121_call_id_hash"]
+    assert "USING btree (call_id)" in indexes["voice_cdrs_20261121_call_id_idx"]
     assert "USING hash (call_id)" in indexes["voice_cdrs_call_id_hash"]
     assert "voice_cdrs_call_id_idx" not in indexes
 
@@ -370,3 +371,34 @@ def test_postgres_keeps_each_day_in_a_partition_and_takes_in_an_earlier_table(
     assert sorted(warehouse.query("SELECT call_id, cdr_date FROM voice_cdrs")) == [
         ("a", DAY), ("old", DAY), ("x", earlier_day)], "'old' left the earlier day"
     assert warehouse.query("SELECT COUNT(*) FROM voice_cdrs_20261121") == [(2,)]
+    assert warehouse.query("SELECT indexname FROM pg_indexes WHERE tablename = "
+                           "'voice_cdrs_20261121'") == [("voice_cdrs_20261121_call_id_idx",)]
+
+
+@pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
+def test_postgres_loads_of_a_kind_take_turns(warehouse_url, source):
+    """Two loads of one new day at once (a sensor's run and a user's): the second waits for
+    the first to commit its new partition, then loads the day again, rather than failing
+    to create the partition the first made."""
+    import threading
+
+    write(source, "voice_2026-11-21.csv", [pt_row("a")])
+    warehouse = open_warehouse(warehouse_url)
+    second: dict[str, object] = {}
+
+    def load_the_day_again() -> None:
+        try:
+            second["result"] = load_day(source, open_warehouse(warehouse_url), VOICE, DAY,
+                                        "run-2")
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            second["error"] = exc
+
+    with day_load.day_load(warehouse, VOICE, DAY, "run-1"):  # its partition made, unloaded
+        other = threading.Thread(target=load_the_day_again)
+        other.start()
+        other.join(timeout=3)
+        assert other.is_alive(), "the second load waits for the first"
+    other.join(timeout=60)
+    assert "error" not in second, second.get("error")
+    assert second["result"].rows_loaded == 1
+    assert warehouse.query("SELECT call_id, load_id FROM voice_cdrs") == [("a", "run-2")]
