@@ -331,55 +331,27 @@ def test_a_path_duckdb_would_take_as_a_pattern_is_copied_not_read_in_place(wareh
 
 
 @pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
-def test_postgres_keeps_each_day_in_a_partition_and_takes_in_an_earlier_table(
-        warehouse_url, source):
-    """A day loaded the first time gets a partition of its own with an index on the id;
-    a table an earlier release made unpartitioned (B-tree on the id) becomes the partition
-    of the days it holds, and its days still load again, their ids still found."""
-    import psycopg
-
-    from cdr_workflow.warehouse.tables import CDR_TABLES
-
-    earlier_day = DAY - dt.timedelta(days=1)
-    with psycopg.connect(warehouse_url) as con:
-        con.execute(CDR_TABLES["voice"].create_statement())
-        con.execute("CREATE INDEX voice_cdrs_call_id_idx ON voice_cdrs (call_id)")
-        con.execute("INSERT INTO voice_cdrs (call_type, call_id, cdr_date, source_file, "
-                    "source_line) VALUES ('phone_terminated', 'old', %s, 'earlier.csv', 2)",
-                    (earlier_day,))
-    write(source, "voice_2026-11-21.csv", [pt_row("a"), pt_row("old")])
+def test_postgres_indexes_ids_by_hash_and_replaces_an_earlier_b_tree(warehouse_url):
+    """Sinch's call ids are random UUIDs, which a B-tree takes at random places: the id is
+    indexed by hash, and a warehouse an earlier release made has its B-tree replaced."""
+    earlier = open_warehouse(warehouse_url)
+    earlier.ensure_tables()
+    with earlier.connect() as con:
+        earlier.execute(con, "DROP INDEX voice_cdrs_call_id_hash")
+        earlier.execute(con, "CREATE INDEX voice_cdrs_call_id_idx ON voice_cdrs (call_id)")
     warehouse = open_warehouse(warehouse_url)
-    day = load_day(source, warehouse, VOICE, DAY, "run-1")
-    assert (day.rows_loaded, day.rows_rejected) == (1, 1), "'old' is on the earlier day"
-
-    partitions = dict(warehouse.query(
-        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN "
-        "pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'voice_cdrs'::regclass"))
-    assert partitions == {
-        "voice_cdrs_20261120_20261120": "FOR VALUES FROM ('2026-11-20') TO ('2026-11-21')",
-        "voice_cdrs_20261121": "FOR VALUES FROM ('2026-11-21') TO ('2026-11-22')"}
-    indexes = dict(warehouse.query(
-        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename LIKE 'voice_cdrs_2%'"))
-    assert "USING btree (call_id)" in indexes["voice_cdrs_20261121_call_id_idx"]
-    assert "USING hash (call_id)" in indexes["voice_cdrs_call_id_hash"]
+    warehouse.ensure_tables()
+    with warehouse.connect() as con:
+        indexes = dict(warehouse.execute(
+            con, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'voice_cdrs'"))
     assert "voice_cdrs_call_id_idx" not in indexes
-
-    write(source, "voice_2026-11-20.csv", [pt_row("x", CallTime="2026-11-20T10:00:00Z",
-                                                  AnswerTime="")])
-    load_day(source, warehouse, VOICE, earlier_day, "run-2")
-    load_day(source, warehouse, VOICE, DAY, "run-3")
-    assert sorted(warehouse.query("SELECT call_id, cdr_date FROM voice_cdrs")) == [
-        ("a", DAY), ("old", DAY), ("x", earlier_day)], "'old' left the earlier day"
-    assert warehouse.query("SELECT COUNT(*) FROM voice_cdrs_20261121") == [(2,)]
-    assert warehouse.query("SELECT indexname FROM pg_indexes WHERE tablename = "
-                           "'voice_cdrs_20261121'") == [("voice_cdrs_20261121_call_id_idx",)]
+    assert "USING hash (call_id)" in indexes["voice_cdrs_call_id_hash"]
 
 
 @pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
 def test_postgres_loads_of_a_kind_take_turns(warehouse_url, source):
-    """Two loads of one new day at once (a sensor's run and a user's): the second waits for
-    the first to commit its new partition, then loads the day again, rather than failing
-    to create the partition the first made."""
+    """Two loads of one day at once (a sensor's run and a user's): the second waits for the
+    first to commit, then replaces its rows, instead of adding its own beside them."""
     import threading
 
     write(source, "voice_2026-11-21.csv", [pt_row("a")])
@@ -393,12 +365,14 @@ def test_postgres_loads_of_a_kind_take_turns(warehouse_url, source):
         except Exception as exc:  # noqa: BLE001 - asserted below
             second["error"] = exc
 
-    with day_load.day_load(warehouse, VOICE, DAY, "run-1"):  # its partition made, unloaded
+    with day_load.day_load(warehouse, VOICE, DAY, "run-1") as first:
         other = threading.Thread(target=load_the_day_again)
         other.start()
         other.join(timeout=3)
         assert other.is_alive(), "the second load waits for the first"
+        first.add_rows(f"voice_{DAY}.csv", [pa.table({
+            "call_type": ["phone_terminated"], "call_id": ["a"], "source_line": [2]})])
+        first.add_file(day_load.FileLoad("voice", DAY, f"voice_{DAY}.csv", "", 0, "", 1))
     other.join(timeout=60)
     assert "error" not in second, second.get("error")
-    assert second["result"].rows_loaded == 1
     assert warehouse.query("SELECT call_id, load_id FROM voice_cdrs") == [("a", "run-2")]

@@ -65,10 +65,10 @@ class Warehouse(ABC):
         """Empty a CDR table of the day's rows, first thing in the day's load."""
         self.execute(con, f"DELETE FROM {table} WHERE cdr_date = ?", (day,))
 
-    def prepare_lookups(self, con: Any, table: str,  # noqa: B027 - optional hook
-                        day: dt.date, columns: Sequence[str]) -> None:
-        """After a bulk append of the day's rows, before queries that look them up by these
-        columns or join the table with itself on them."""
+    def refresh_statistics(self, con: Any, table: str,  # noqa: B027 - optional hook
+                           columns: Sequence[str]) -> None:
+        """After a bulk append, before queries that join the table with itself on these
+        columns."""
 
     def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Run SQL written with `?` placeholders; engines that spell them otherwise override."""
@@ -140,17 +140,9 @@ class Warehouse(ABC):
                     "WHERE table_schema = current_schema()"):
                 existing.setdefault(table, set()).add(column)
             for table in ALL_TABLES:
-                for statement in self._table_ddl(table, existing.get(table.name, set())):
+                for statement in table.ddl(existing.get(table.name, set())):
                     self.execute(con, statement)
-            self._complete_schema(con)
         self._tables_ready = True
-
-    def _table_ddl(self, table: Table, existing: set[str]) -> list[str]:
-        """Create the table, or add the columns an earlier release's table lacks."""
-        return table.ddl(existing)
-
-    def _complete_schema(self, con: Any) -> None:  # noqa: B027 - engines with indexes
-        """After the tables: what else the engine keeps (indexes, partitions)."""
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self.connect() as con:

@@ -88,7 +88,7 @@ class DayLoad:
         self._amounts: dict[str, Future[dict[AmountKey, Decimal]]] = {}  # by their reader
         self._duplicates: dict[str, dict[AmountKey, Decimal]] = {}  # money of later copies
         self._seen = SeenIds()  # the day's ids so far
-        self._lookups_ready = True  # statistics and indexes: stale once a file is streamed
+        self._statistics_fresh = True  # the planner's figures: stale once a file is streamed
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return self.warehouse.execute(self.con, sql, params)
@@ -132,9 +132,9 @@ class DayLoad:
                 if failure and failure[0] is not exc:
                     raise failure[0] from None
                 raise
-            self._lookups_ready = False
+            self._statistics_fresh = False
             if candidates.rows:
-                self._prepare_lookups()  # for the looks
+                self._refresh_statistics()  # for the looks
             for rows in candidates.tables(SETTLE_ROWS):
                 self._settle(source_file, rows)
 
@@ -245,16 +245,16 @@ class DayLoad:
                    lineage.get(f.name, pa.nulls(n, f.type)) for f in schema]
         return pa.Table.from_arrays(columns, schema=schema)
 
-    def _prepare_lookups(self) -> None:
-        """By the columns the day's queries look up by; rows settled after a file's stream
-        are few (copies are held, not appended), so once per stream serves."""
-        self.warehouse.prepare_lookups(self.con, self.table.name, self.day, (
+    def _refresh_statistics(self) -> None:
+        """Of the columns the day's queries look up by; rows settled after a file's stream
+        are few (copies are held, not appended), so one refresh per stream serves."""
+        self.warehouse.refresh_statistics(self.con, self.table.name, (
             "cdr_date", self.kind.id_column, "source_file", "source_line"))
-        self._lookups_ready = True
+        self._statistics_fresh = True
 
     def finish(self) -> None:
-        if not self._lookups_ready:
-            self._prepare_lookups()
+        if not self._statistics_fresh:
+            self._refresh_statistics()
         self._reject_copies_of_other_days()
         self._keep_raw_text_of_duplicates()
         self._restore_held_copies(", ".join(self.table.column_names))

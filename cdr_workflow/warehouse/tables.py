@@ -59,14 +59,10 @@ class Table:
         """Create the table, or add the columns a table made by an earlier version lacks
         (`existing`: its columns now). Nothing when it is complete: DDL locks the table."""
         if not existing:
-            return [self.create_statement()]
+            body = ",\n  ".join(f"{c.name} {c.sql_type}" for c in self.columns)
+            return [f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {body}\n)"]
         return [f"ALTER TABLE {self.name} ADD COLUMN IF NOT EXISTS {c.name} {c.sql_type}"
                 for c in self.columns if c.name not in existing]
-
-    def create_statement(self, suffix: str = "") -> str:
-        """`CREATE TABLE`, with `suffix` after the columns (PostgreSQL's `PARTITION BY`)."""
-        body = ",\n  ".join(f"{c.name} {c.sql_type}" for c in self.columns)
-        return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {body}\n){suffix}"
 
     def rows(self, records: Sequence[Mapping[str, Any]],
              constants: Mapping[str, Any] | None = None) -> pa.Table:
