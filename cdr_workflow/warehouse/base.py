@@ -61,9 +61,9 @@ class Warehouse(ABC):
         not trust what the load stored to narrow them down."""
         return None
 
-    def clear_day(self, con: Any, table: str, day: dt.date) -> None:
-        """Empty a CDR table of the day's rows, first thing in the day's load."""
-        self.execute(con, f"DELETE FROM {table} WHERE cdr_date = ?", (day,))
+    def take_turn_to_load(self, con: Any, table: str) -> None:  # noqa: B027 - optional hook
+        """First thing in a day's load of `table`: wait for other loads of it to end, on an
+        engine that lets them run at once."""
 
     def refresh_statistics(self, con: Any, table: str,  # noqa: B027 - optional hook
                            columns: Sequence[str]) -> None:

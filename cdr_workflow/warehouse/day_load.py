@@ -94,8 +94,9 @@ class DayLoad:
         return self.warehouse.execute(self.con, sql, params)
 
     def begin(self) -> None:
-        self.warehouse.clear_day(self.con, self.table.name, self.day)
-        self._run(f"DELETE FROM {self.held.name} WHERE cdr_date = ?", (self.day,))
+        self.warehouse.take_turn_to_load(self.con, self.table.name)
+        for table in (self.table, self.held):
+            self._run(f"DELETE FROM {table.name} WHERE cdr_date = ?", (self.day,))
         for table in (REJECTS, FILES):
             self._run(f"DELETE FROM {table.name} WHERE kind = ? AND cdr_date = ?",
                       (self.kind.name, self.day))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import re
 import time
@@ -80,12 +79,11 @@ class PostgresWarehouse(Warehouse):
             for name in replaced & present:
                 self.execute(con, f"DROP INDEX IF EXISTS {name}")
 
-    def clear_day(self, con: Any, table: str, day: dt.date) -> None:
-        """Loads of a kind take turns (a lock held until the load's transaction ends): each
-        load's search of other days sees only committed days, and its delete only
-        committed rows, so two at once would both keep an id, or both load a day."""
+    def take_turn_to_load(self, con: Any, table: str) -> None:
+        """A lock held until the load's transaction ends: each load's search of other days
+        sees only committed days, and its delete only committed rows, so two at once could
+        both keep an id, or both keep a day's rows."""
         self.execute(con, "SELECT pg_advisory_xact_lock(hashtext(?))", (table,))
-        super().clear_day(con, table, day)
 
     def _lock_schema(self, con: Any) -> None:
         # two first runs at once: CREATE TABLE IF NOT EXISTS is not safe against itself
