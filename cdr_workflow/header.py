@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from cdr_workflow.errors import CdrFileError
-from cdr_workflow.kinds import Kind
+from cdr_workflow.kinds import Kind, kind_of
 from cdr_workflow.layouts import Layout
 
 DELIMITER = ";"
@@ -85,9 +86,15 @@ def resolve_columns(
     return _map_positional(len(fields), source, kind, line), 0
 
 
-def _known_names(kind: Kind) -> set[str]:
-    return ({normalise(f.sinch_name) for lay in kind.layouts for f in lay.fields}
-            | {normalise(f.column) for lay in kind.layouts for f in lay.fields})
+def _known_names(kind: Kind) -> frozenset[str]:
+    return _known_names_of(kind.name)
+
+
+@functools.cache  # asked of each record that begins like a field name (Sinch call ids that
+def _known_names_of(kind_name: str) -> frozenset[str]:  # start `ca`: 4,000 in 1M; 0.6 s)
+    layouts = kind_of(kind_name).layouts
+    return frozenset({normalise(f.sinch_name) for lay in layouts for f in lay.fields}
+                     | {normalise(f.column) for lay in layouts for f in lay.fields})
 
 
 def _looks_like_header(names: list[str], kind: Kind) -> bool:
