@@ -124,6 +124,19 @@ def test_na_is_a_value_and_empty_is_null():
     assert rows[0]["custom"] is None
 
 
+def test_surrounding_whitespace_is_trimmed_from_coded_fields_and_kept_in_free_text():
+    spaced = pt_row("\u00a0c1 ", Result="ANSWERED\t", Currency="\u3000EUR", Duration=" 30",
+                    Reason="   ", Custom=" free text ")
+    plain = pt_row("c2", Reason="   ")  # only the blank value needs trimming in this row
+    rows, rejects = rows_and_rejects(f"{PT_HEADER}\n{line(spaced)}\n{line(plain)}\n")
+    assert not rejects
+    first, second = rows
+    assert (first["call_id"], first["result"], first["currency"], first["duration"]) == (
+        "c1", "ANSWERED", "EUR", 30)
+    assert first["reason"] is None and second["reason"] is None  # blank is empty: null
+    assert first["custom"] == " free text "
+
+
 def test_decimal_comma_is_tolerated_and_amounts_stay_exact():
     rows, _ = rows_and_rejects(f"{PT_HEADER}\n{line(pt_row(Amount='0,123456'))}\n")
     assert rows[0]["amount"] == Decimal("0.123456")

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from cdr_workflow.header import SchemaDrift
 from cdr_workflow.kinds import Kind
-from cdr_workflow.reader import Reject
+from cdr_workflow.reader import Reject, without_rows
 from cdr_workflow.seen_ids import SeenIds, id_hashes, stored_id_hashes
 from cdr_workflow.warehouse.base import Warehouse, among_days, as_date, grouped
 from cdr_workflow.warehouse.tables import FILES, HELD_TABLES, REJECTS, table_of
@@ -37,7 +37,6 @@ DUPLICATE_OTHER_DAY = "duplicate id, already loaded for another day"
 DUPLICATE_SAME_DAY = "duplicate id, earlier in the same day"
 DUPLICATE_SAME_FILE = "duplicate id, earlier in the same file"
 
-FEW_CUTS = 64  # rows left out of a batch beyond which one filtering copy beats many slices
 SETTLE_ROWS = 2 * 122_880  # rows whose id hash was seen, looked up at once: bounds memory
 
 AmountKey = tuple[str | None, str | None]  # (currency, application key)
@@ -121,7 +120,7 @@ class DayLoad:
                         seen = self._seen.add(hashes)
                         if seen.any():
                             candidates.add(rows.filter(pa.array(seen)))
-                        yield from _without(rows, seen)
+                        yield from without_rows(rows, seen).to_batches()
                 except Exception as exc:
                     failure.append(exc)
                     raise
@@ -416,20 +415,6 @@ class _Spool:
 
     def __exit__(self, *exc: object) -> None:
         self._file.close()
-
-
-def _without(rows: pa.Table, left_out: np.ndarray) -> Iterator[pa.RecordBatch]:
-    """The rows but those left out, as batches: a few are cut around (zero-copy slices),
-    many filtered out."""
-    cuts = np.flatnonzero(left_out)
-    if len(cuts) > FEW_CUTS:
-        yield from rows.filter(pa.array(~left_out)).to_batches()
-        return
-    begin = 0
-    for cut in [*cuts.tolist(), rows.num_rows]:
-        if cut > begin:
-            yield from rows.slice(begin, cut - begin).to_batches()
-        begin = cut + 1
 
 
 def encode_amounts(totals: dict[AmountKey, Decimal]) -> str:
