@@ -228,9 +228,10 @@ def _split_at_headers(buf: bytes, records: Records, kind: Kind, source: str,
     each header re-maps the columns of the records after it, and is not itself a record.
     Only records that begin like a field name (their first two bytes) are looked at."""
     starts, ends = records.starts, records.ends
-    arr = np.frombuffer(buf, dtype=np.uint8).astype(np.uint16)
+    arr = np.frombuffer(buf, dtype=np.uint8)
     long_enough = ends - starts >= 2
-    heads = arr[starts[long_enough]] << 8 | arr[starts[long_enough] + 1]
+    opening = starts[long_enough]
+    heads = arr[opening].astype(np.uint16) << 8 | arr[opening + 1]
     candidates = np.flatnonzero(long_enough)[np.isin(heads, openings)]
     at = [int(i) for i in candidates
           if is_header(buf[int(starts[i]):int(ends[i])], kind)]
