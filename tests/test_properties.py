@@ -185,3 +185,40 @@ def test_the_warehouse_holds_exactly_the_money_generated(warehouse_url, calls_, 
         assert stored == generated
         text = {k: v for f in result.files for k, v in f.amount_totals.items()}
         assert text == generated  # without a header DuckDB knows the layout by its width
+
+
+# the forms of a time the format documents, written here independently of the reader's checks
+TIME_FORM = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}"  # date, time
+                       r"(\.\d{1,9})?(Z|[+-]\d{2}(:?\d{2})?)?")  # fraction, zone
+
+
+@st.composite
+def edited_times(draw) -> str:
+    """A time as Sinch writes it (any digits of a second), perhaps with a character or two
+    changed: mostly well-formed, as a day's file is."""
+    moment = draw(moments)
+    digits = draw(st.integers(0, 9))
+    value = (moment.strftime(f"%Y-%m-%d{draw(st.sampled_from('T '))}%H:%M:%S")
+             + (f".{moment.microsecond:06d}000"[:digits + 1] if digits else "") + "Z")
+    chars = list(value)
+    for at, char in draw(st.lists(st.tuples(st.integers(0, len(chars) - 1),
+                                            st.sampled_from("0123456789:-.TZ+ x")), max_size=2)):
+        chars[at] = char
+    return "".join(chars)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(edited_times(), min_size=1, max_size=30))
+def test_a_call_time_is_rejected_as_malformed_exactly_when_it_is_not_a_documented_form(times):
+    header = ";".join(FIELDS)
+    rows = [";".join({"CallId": f"c{i}", "UserSpaceId": "1", "CallTime": value,
+                      "Result": "NOANSWER", "Reason": "N/A", "Duration": "0", "AnswerTime": "",
+                      "From": "+4670", "To": "+4671", "Amount": "0", "Currency": "EUR",
+                      "Custom": "", "ApplicationKey": "a", "UserId": "u", "ToCountryId": "SE",
+                      }[name] for name in FIELDS) for i, value in enumerate(times)]
+    data = "\n".join([header, *rows, ""]).encode()
+    chunks = list(read_cdr_file(io.BytesIO(data), "voice_phone_terminated.csv", "voice"))
+    malformed = {r.line - 2 for c in chunks for r in c.rejects
+                 if any(reason.startswith("CallTime is not an ISO 8601") for reason in r.reasons)}
+    assert malformed == {i for i, value in enumerate(times)
+                         if not TIME_FORM.fullmatch(value.strip())}
