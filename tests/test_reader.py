@@ -162,6 +162,23 @@ def test_wrong_field_count_rejects_that_line_only():
     assert rejects[0].reasons == ("expected 15 fields, found 3",)
 
 
+def test_lines_cut_short_or_not_utf8_in_a_long_block_cost_only_themselves():
+    # enough records that the block is parsed in parts around its bad lines
+    lines = [line(pt_row(f"c{n}", Custom='"note=""a;b"" x"')).encode() for n in range(500)]
+    cut = {3, 250, 251, 499}
+    for n in cut:
+        lines[n] = lines[n].rsplit(b";", 1)[0]
+    lines[100] = lines[100].replace(b"c100", b"c\xff100")
+    rows, rejects = rows_and_rejects(f"{PT_HEADER}\n".encode() + b"\n".join(lines) + b"\n")
+    kept = [n for n in range(500) if n not in cut | {100}]
+    assert [r["call_id"] for r in rows] == [f"c{n}" for n in kept]
+    assert [r["source_line"] for r in rows] == [n + 2 for n in kept]
+    assert {r["custom"] for r in rows} == {'note="a;b" x'}
+    assert {r.line: r.reasons[0] for r in rejects} == {
+        **{n + 2: "expected 15 fields, found 14" for n in cut},
+        102: "not valid UTF-8 (byte 0xff at column 2)"}
+
+
 def test_bytes_that_are_not_utf8_reject_the_line():
     bad = line(pt_row("c2", Custom="caf\xe9")).encode("latin-1")
     data = f"{PT_HEADER}\n{line(pt_row('c1'))}\n".encode() + bad + b"\n"
