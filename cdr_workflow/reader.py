@@ -36,7 +36,7 @@ from cdr_workflow.header import (
     resolve_columns,
 )
 from cdr_workflow.kinds import Kind, kind_of
-from cdr_workflow.records import Records, find_records, slice_records
+from cdr_workflow.records import Records, find_records, slice_records, well_formed
 from cdr_workflow.values import suspects, typed_columns, validate
 
 DEFAULT_BLOCK_BYTES = 8 * 1024 * 1024  # measured: faster and leaner than 4 or 16 MiB
@@ -280,11 +280,8 @@ def _read_block(buf: bytes, records: Records, column_map: ColumnMap, unique_ids:
     """The block's rows that typed and pass every rule, with the rejects of those that did not
     type; and the rows that may break a rule, for the schema to judge."""
     starts, ends, lines = records.starts, records.ends, records.lines
-    if records.well_formed:
-        strings, kept, rejects = _parse(buf, starts, ends, lines, column_map.width,
-                                        records.quoted_newlines)
-    else:  # with broken quoting, only the strict parser reads every record alike
-        strings, kept, rejects = _parse_slow(buf, starts, ends, lines, column_map.width)
+    strings, kept, rejects = _parse(buf, starts, ends, lines, column_map.width,
+                                    records.quoted_newlines, records.well_formed)
     if not kept.all():
         starts, ends, lines = starts[kept], ends[kept], lines[kept]
     typed, reasons = typed_columns(strings, column_map, may_hold_nul=b"\x00" in buf)
@@ -317,15 +314,21 @@ def without_rows(rows: pa.Table, left_out: np.ndarray) -> pa.Table:
 
 
 def _parse(buf: bytes, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray, width: int,
-           quoted_newlines: bool) -> tuple[pa.Table, np.ndarray, list[Reject]]:
-    """All fields as strings, the records kept, and a reject for each other: pyarrow parses
-    the records, or each half of them where it cannot (a line cut short, bytes that are not
-    UTF-8), down to a few that are read one by one. A bad line costs its block two parses,
-    not a record-by-record reading (48k records: 1 s)."""
-    fast = _parse_fast(buf[int(starts[0]):int(ends[-1])], len(starts), width, quoted_newlines,
-                       int((ends - starts).max()))
-    if fast is not None:
-        return fast, np.ones(len(starts), dtype=bool), []
+           quoted_newlines: bool, quotes_well_formed: bool | None = None
+           ) -> tuple[pa.Table, np.ndarray, list[Reject]]:
+    """All fields as strings, the records kept, and a reject for each other. pyarrow parses
+    records whose quotes are well formed (it is lenient: with a stray quote only the strict
+    parser reads every record alike); where it cannot (a stray quote, a line cut short,
+    bytes that are not UTF-8), each half of the records is parsed, down to a few read one by
+    one. A bad line costs its block about two parses, not a record-by-record reading (48k
+    records: 1 s)."""
+    data = buf[int(starts[0]):int(ends[-1])]
+    if quotes_well_formed is None:
+        quotes_well_formed = well_formed(data)
+    if quotes_well_formed:
+        fast = _parse_fast(data, len(starts), width, quoted_newlines, int((ends - starts).max()))
+        if fast is not None:
+            return fast, np.ones(len(starts), dtype=bool), []
     if len(starts) <= FEW_RECORDS:
         return _parse_slow(buf, starts, ends, lines, width)
     halves = [_parse(buf, starts[part], ends[part], lines[part], width, quoted_newlines)

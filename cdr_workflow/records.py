@@ -107,6 +107,15 @@ def _unquoted_newlines(buf: bytes, arr: np.ndarray, newlines: np.ndarray, final:
     return newlines[~inside], pending, False
 
 
+def well_formed(data: bytes) -> bool:
+    """Whether the quotes of these whole records are all where well-formed quoting puts them
+    (see `_well_formed`)."""
+    if b'"' not in data:
+        return True
+    arr = np.frombuffer(data, dtype=np.uint8)
+    return _well_formed(arr, np.flatnonzero(arr == QUOTE))
+
+
 def _well_formed(arr: np.ndarray, quotes: np.ndarray) -> bool:
     """Whether every quote is where well-formed quoting puts it, so that plain parity finds
     the quoted fields: an even count; each quote at an even position opens a field (after `;`,

@@ -162,18 +162,20 @@ def test_wrong_field_count_rejects_that_line_only():
     assert rejects[0].reasons == ("expected 15 fields, found 3",)
 
 
-def test_lines_cut_short_or_not_utf8_in_a_long_block_cost_only_themselves():
+def test_lines_cut_short_not_utf8_or_with_a_stray_quote_in_a_long_block_cost_only_themselves():
     # enough records that the block is parsed in parts around its bad lines
     lines = [line(pt_row(f"c{n}", Custom='"note=""a;b"" x"')).encode() for n in range(500)]
     cut = {3, 250, 251, 499}
     for n in cut:
         lines[n] = lines[n].rsplit(b";", 1)[0]
     lines[100] = lines[100].replace(b"c100", b"c\xff100")
+    lines[400] = line(pt_row("c400", Custom='5" screen')).encode()  # a quote mid-field: a letter
     rows, rejects = rows_and_rejects(f"{PT_HEADER}\n".encode() + b"\n".join(lines) + b"\n")
     kept = [n for n in range(500) if n not in cut | {100}]
     assert [r["call_id"] for r in rows] == [f"c{n}" for n in kept]
     assert [r["source_line"] for r in rows] == [n + 2 for n in kept]
-    assert {r["custom"] for r in rows} == {'note="a;b" x'}
+    assert {r["call_id"]: r["custom"] for r in rows if r["custom"] != 'note="a;b" x'} == {
+        "c400": '5" screen'}
     assert {r.line: r.reasons[0] for r in rejects} == {
         **{n + 2: "expected 15 fields, found 14" for n in cut},
         102: "not valid UTF-8 (byte 0xff at column 2)"}
