@@ -78,3 +78,12 @@ def test_history_benchmark_finds_a_late_copy_among_the_days_loaded(warehouse_url
                  "--postgres-url", warehouse_url)
     assert len(report["seconds_each_day"]) == 3
     assert report["late_copy_rejected"] and report["every_load_balances"]
+
+
+def test_broken_lines_benchmark_loads_each_file_with_its_broken_lines_accounted_for():
+    report = run("broken_lines.py", "--rows", "20000", "--broken", "5")
+    rejected = report["none"]["rows_rejected"]
+    assert {how: (figures["broken_lines"], figures["rows"], figures["rows_rejected"])
+            for how, figures in report.items()} == {
+        "none": (0, 20000, rejected), "cut": (5, 20000, rejected + 5),
+        "quote": (5, 20000, rejected)}  # a quote inside a field is a letter: loaded
