@@ -2,9 +2,9 @@
 
 Pure Python, no Dagster. The file is streamed in blocks of whole records, so memory depends on
 the block size, not the file size. Each block takes a fast path (numpy finds the record
-boundaries, pyarrow parses, vectorised checks type it, pandera validates it) and falls back to
-Python's csv module, record by record, only when pyarrow cannot parse the block as a whole
-(wrong field counts, stray quotes, bytes that are not UTF-8).
+boundaries, pyarrow parses, vectorised checks type it, pandera validates it); where pyarrow
+cannot parse it as a whole (wrong field counts, stray quotes, bytes that are not UTF-8), its
+halves are parsed, down to a few records read one by one by Python's csv module.
 """
 
 from __future__ import annotations
