@@ -173,6 +173,10 @@ def accepted_text_amounts(text: Path, rejected: list[str], kind: Kind, scratch: 
     return {key: amount for key, amount in total.items() if amount}
 
 
+LOOKUP_PIECE_BYTES = 1024 * 1024  # a line is read back from the piece it is in (20 lines of a
+# 1M-line file: 0.10-0.17 s from the reader's 8 MiB blocks)
+
+
 class TextCopy:
     """A file's text as the reader reads it, with the byte offset and line number where each
     piece starts: a line is read back from its piece, not from the start of the file (a
@@ -202,8 +206,10 @@ class TextCopy:
     def write(self, data: bytes) -> int:
         if self._file is not None:
             self._file.write(data)
-        self.offsets.append(self.offsets[-1] + len(data))
-        self.first_lines.append(self.first_lines[-1] + data.count(b"\n"))
+        for at in range(0, len(data), LOOKUP_PIECE_BYTES):  # counted anyway: note more starts
+            end = min(at + LOOKUP_PIECE_BYTES, len(data))
+            self.offsets.append(self.offsets[-1] + end - at)
+            self.first_lines.append(self.first_lines[-1] + data.count(b"\n", at, end))
         return len(data)
 
     def close(self) -> None:
@@ -236,8 +242,7 @@ class TextCopy:
                             "rolled back; load it again")
 
     def lines(self, wanted: set[int]) -> dict[int, str]:
-        # small reads: a piece is a whole reader block, and a line is anywhere in it
-        return self.read(partial(lines_of, wanted=wanted, block_bytes=1024 * 1024,
+        return self.read(partial(lines_of, wanted=wanted, block_bytes=LOOKUP_PIECE_BYTES,
                                  starts=(self.offsets, self.first_lines)))
 
 

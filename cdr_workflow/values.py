@@ -126,38 +126,67 @@ def convert(text: pa.Array, f: Field, reasons: Reasons, may_hold_nul: bool = Tru
 
 
 def _malformed(text: pa.Array, field_type: FieldType) -> pa.Array:
-    """True where a value does not have its type's form (false or null where it is null).
-    The pattern is the dearest check per value: a column of plain digits is known to hold
-    integers, and one of `yyyy-MM-ddTHH:mm:ssZ` times known to hold times, without it."""
+    """True where a value does not have its type's form (false where it is null). The
+    pattern is the dearest check per value, so values known to be well formed skip it:
+    plain digits for integers, times in the column's common `yyyy-MM-ddTHH:mm:ss[.f…]Z`
+    form; only the others (a bad line's value, say) are matched."""
+    malformed = np.zeros(len(text), dtype=bool)
+    unknown = np.flatnonzero(text.is_valid().to_numpy(zero_copy_only=False)
+                             & ~_well_formed(text, field_type))
+    if len(unknown):
+        pattern = {FieldType.INTEGER: _INTEGER, FieldType.DECIMAL: _DECIMAL,
+                   FieldType.TIMESTAMP: _TIMESTAMP}[field_type]
+        matched = pc.match_substring_regex(text.take(pa.array(unknown)), pattern)
+        malformed[unknown] = ~matched.to_numpy(zero_copy_only=False)
+    return pa.array(malformed)
+
+
+def _well_formed(text: pa.Array, field_type: FieldType) -> np.ndarray:
+    """Where a value is known to have its type's form without its pattern."""
     if field_type is FieldType.INTEGER:
         plain = pc.and_(pc.ascii_is_decimal(text), pc.less_equal(pc.binary_length(text), 18))
-        if pc.all(plain).as_py() is not False:
-            return pc.invert(plain)
-    if field_type is FieldType.TIMESTAMP and _all_plain_times(text):
-        return pa.array(np.zeros(len(text), dtype=bool))
-    pattern = {FieldType.INTEGER: _INTEGER, FieldType.DECIMAL: _DECIMAL,
-               FieldType.TIMESTAMP: _TIMESTAMP}[field_type]
-    return pc.invert(pc.match_substring_regex(text, pattern))
+        return plain.fill_null(False).to_numpy(zero_copy_only=False)
+    if field_type is FieldType.TIMESTAMP:
+        return _plain_times(text)
+    return np.zeros(len(text), dtype=bool)
 
 
-_PLAIN_TIME = np.frombuffer(b"0000-00-00T00:00:00Z", dtype=np.uint8)  # 0: any digit
-_PLAIN_TIME_DIGITS = np.array([c == "0" for c in "0000-00-00T00:00:00Z"])
+_PLAIN_SECONDS = "0000-00-00T00:00:00"  # 0: any digit
 
 
-def _all_plain_times(text: pa.Array) -> bool:
-    """Whether every value is `yyyy-MM-ddTHH:mm:ssZ` (or a space for the T), read as a
-    matrix of bytes: false as soon as one is not, or is not 20 bytes long."""
+def _plain_time(size: int) -> np.ndarray | None:
+    """The common form `yyyy-MM-ddTHH:mm:ss[.f…]Z` of a time of `size` bytes (a fraction of
+    1 to 9 digits, or none), as bytes; None for a size no such time has."""
+    fraction = size - len(_PLAIN_SECONDS) - 1
+    if fraction != 0 and not 2 <= fraction <= 10:
+        return None
+    form = _PLAIN_SECONDS + ("." + "0" * (fraction - 1) if fraction else "") + "Z"
+    return np.frombuffer(form.encode(), dtype=np.uint8)
+
+
+def _plain_times(text: pa.Array) -> np.ndarray:
+    """Where a value is in the common form at the column's most frequent size (as a file's
+    writer prints its times; a space may stand for the T), read as a matrix of bytes."""
+    plain = np.zeros(len(text), dtype=bool)
     if text.null_count == len(text) or not pa.types.is_string(text.type):
-        return False
+        return plain
     offsets, data = _string_buffers(text)
-    sizes = np.diff(offsets)[text.is_valid().to_numpy(zero_copy_only=False)]
-    if (sizes != len(_PLAIN_TIME)).any():
-        return False
-    data = data[offsets[0]:offsets[-1]]
-    times = data.reshape(-1, len(_PLAIN_TIME)).copy()
-    times[:, 10] = np.where(times[:, 10] == ord(" "), ord("T"), times[:, 10])
-    digits = (times - ord("0")) <= 9  # bytes below "0" wrap around to large ones
-    return bool(np.where(_PLAIN_TIME_DIGITS, digits, times == _PLAIN_TIME).all())
+    sizes = np.diff(offsets)
+    valid = text.is_valid().to_numpy(zero_copy_only=False)
+    size = int(np.bincount(np.minimum(sizes[valid], 32)).argmax())  # no form is longer
+    form = _plain_time(size)
+    if form is None:
+        return plain
+    rows = np.flatnonzero(valid & (sizes == size))
+    if len(rows) < len(text) - text.null_count:  # a few values of another size: left out
+        offsets, data = _string_buffers(text.take(pa.array(rows)))
+    times = data[offsets[0]:offsets[-1]].reshape(-1, size)  # a value per row, a byte per column
+    digits, literals = np.flatnonzero(form == ord("0")), np.flatnonzero(form != ord("0"))
+    literals = literals[literals != 10]  # the T, which a space may stand for
+    plain[rows] = (((times[:, digits] - ord("0")) <= 9).all(axis=1)  # below "0" wraps around
+                   & (times[:, literals] == form[literals]).all(axis=1)
+                   & ((times[:, 10] == ord("T")) | (times[:, 10] == ord(" "))))
+    return plain
 
 
 def _cast_each(text: pa.Array, f: Field, reasons: Reasons) -> pa.Array:

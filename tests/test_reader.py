@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import itertools
 from decimal import Decimal
 
 import pyarrow as pa
@@ -222,7 +223,8 @@ def test_header_only_and_empty_files_read_no_lines():
     assert read_text(b"") == []
 
 
-def test_the_text_of_lines_asked_for_is_read_block_by_block(tmp_path):
+def test_the_text_of_lines_asked_for_is_read_block_by_block(tmp_path, monkeypatch):
+    from cdr_workflow import load
     from cdr_workflow.load import TextCopy, lines_of
 
     lines = [f"{n};" + "x" * (n % 37) for n in range(1, 2001)]
@@ -234,9 +236,12 @@ def test_the_text_of_lines_asked_for_is_read_block_by_block(tmp_path):
         expected = {n: lines[n - 1] for n in wanted if 1 <= n <= 2000}
         for block_bytes in (5, 64, 1 << 20):  # lines longer and shorter than a block
             assert lines_of(path, wanted, block_bytes) == expected
-        for piece in (7, 100, 1 << 20):  # written as a reader does: lines cut anywhere
+        # written as a reader does (lines cut anywhere), looked up from pieces of each write
+        for piece, lookup in itertools.product((7, 100, 1 << 20), (50, 1 << 20)):
+            monkeypatch.setattr(load, "LOOKUP_PIECE_BYTES", lookup)
             copy, data = TextCopy(tmp_path / "copy.csv"), path.read_bytes()
             for at in range(0, len(data), piece):
                 copy.write(data[at:at + piece])
             copy.close()
             assert copy.lines(wanted) == expected
+            assert len(copy.offsets) > len(data) // min(piece, lookup)
