@@ -4,16 +4,10 @@ value axis from zero, one line per series (per currency for money)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 from collections.abc import Mapping, Sequence
-
-import matplotlib
-
-matplotlib.use("Agg")  # no display; imported before pyplot on purpose
-matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable, readable
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+from types import ModuleType
 
 Point = tuple[dt.date, float]
 MAX_LABELLED_POINTS = 14  # beyond this, label the last point of each line only
@@ -23,6 +17,10 @@ def line_chart(title: str, unit: str, window: tuple[dt.date, dt.date],
                series: Mapping[str, Sequence[Point]], percent: bool = False) -> str:
     """An SVG line chart of daily series over the `window` of days (first, last); empty series
     draw a 'no data' note. Counts get whole-number ticks."""
+    from matplotlib import dates as mdates
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 2.8), dpi=100)
     try:
         drawn = {name: pts for name, pts in series.items() if pts}
@@ -56,6 +54,19 @@ def line_chart(title: str, unit: str, window: tuple[dt.date, dt.date],
         return svg.getvalue().split("<svg", 1)[1].join(("<svg", ""))  # drop the XML prologue
     finally:
         plt.close(fig)
+
+
+@functools.cache
+def _pyplot() -> ModuleType:
+    """pyplot, set up on first use: a process that draws no chart (the code server, a run of
+    the loads alone) does not import matplotlib (0.6 s)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; before pyplot is imported
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable
+    from matplotlib import pyplot
+
+    return pyplot
 
 
 def _top(series: Mapping[str, Sequence[Point]]) -> float:
