@@ -136,7 +136,8 @@ def _malformed(text: pa.Array, field_type: FieldType) -> pa.Array:
     if len(unknown):
         pattern = {FieldType.INTEGER: _INTEGER, FieldType.DECIMAL: _DECIMAL,
                    FieldType.TIMESTAMP: _TIMESTAMP}[field_type]
-        matched = pc.match_substring_regex(text.take(pa.array(unknown)), pattern)
+        judged = text if len(unknown) == len(text) else text.take(pa.array(unknown))
+        matched = pc.match_substring_regex(judged, pattern)
         malformed[unknown] = ~matched.to_numpy(zero_copy_only=False)
     return pa.array(malformed)
 

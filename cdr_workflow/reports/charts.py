@@ -17,10 +17,10 @@ def line_chart(title: str, unit: str, window: tuple[dt.date, dt.date],
                series: Mapping[str, Sequence[Point]], percent: bool = False) -> str:
     """An SVG line chart of daily series over the `window` of days (first, last); empty series
     draw a 'no data' note. Counts get whole-number ticks."""
+    plt = _pyplot()  # first: it chooses the backend
     from matplotlib import dates as mdates
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 2.8), dpi=100)
     try:
         drawn = {name: pts for name, pts in series.items() if pts}
