@@ -19,6 +19,7 @@ from cdr_workflow.sources import DEFAULT_FILE_PATTERN, NoFileError
 from cdr_workflow.sources.local import LocalSource
 from cdr_workflow.warehouse import day_load, open_warehouse
 from cdr_workflow.warehouse.day_load import decode_amounts
+from cdr_workflow.warehouse.tables import table_of
 
 DAY = dt.date(2026, 11, 21)
 
@@ -346,6 +347,30 @@ def test_postgres_indexes_ids_by_hash_and_replaces_an_earlier_b_tree(warehouse_u
             con, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'voice_cdrs'"))
     assert "voice_cdrs_call_id_idx" not in indexes
     assert "USING hash (call_id)" in indexes["voice_cdrs_call_id_hash"]
+
+
+@pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
+def test_postgres_stream_sends_a_column_whose_first_value_comes_late(warehouse_url):
+    """The COPY leaves out the columns the stream has held no value in so far: a batch with
+    a value in one of them must still arrive whole, and every batch after it."""
+    warehouse = open_warehouse(warehouse_url)
+    warehouse.ensure_tables()
+    schema = table_of(VOICE).arrow_schema
+
+    def batch(first_id: int, custom: str | None) -> pa.RecordBatch:
+        given = {"call_id": [f"id-{n}" for n in range(first_id, first_id + 3)],
+                 "custom": [custom] * 3, "cdr_date": [DAY] * 3}
+        return pa.RecordBatch.from_arrays([pa.array(given.get(f.name, [None] * 3), f.type)
+                                           for f in schema], schema=schema)
+
+    stream = [batch(0, None), batch(3, "late"), batch(6, None), batch(9, "again")]
+    with warehouse.connect() as con:
+        warehouse.append_stream(con, "voice_cdrs", pa.RecordBatchReader.from_batches(
+            schema, iter(stream)))
+    assert warehouse.query("SELECT custom, COUNT(*) FROM voice_cdrs GROUP BY custom "
+                           "ORDER BY custom") == [("again", 3), ("late", 3), (None, 6)]
+    assert warehouse.query("SELECT COUNT(DISTINCT call_id), COUNT(cdr_date) FROM "
+                           "voice_cdrs") == [(12, 12)]
 
 
 @pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)

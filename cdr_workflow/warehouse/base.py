@@ -23,6 +23,8 @@ STREAM_APPEND_ROWS = 2 * 122_880  # rows per append when a stream is appended in
 class Warehouse(ABC):
     """One warehouse: DuckDB (embedded) or PostgreSQL, same tables, same invariants."""
 
+    # whether `days_sharing_ids` compares the `id_hash` column: only then do loads fill it
+    searches_by_id_hash = False
     _session: Any = None  # the connection held open by `session()`, if any
     _joined: Any = None  # the connection of the open `transaction()`, if any
     _tables_ready = False

@@ -238,8 +238,9 @@ class DayLoad:
         n = rows.num_rows
         lineage = {"cdr_date": pa.repeat(pa.scalar(self.day, pa.date32()), n),
                    "source_file": pa.repeat(pa.scalar(source_file), n),
-                   "load_id": pa.repeat(pa.scalar(self.load_id), n),
-                   "id_hash": stored_id_hashes(hashes)}
+                   "load_id": pa.repeat(pa.scalar(self.load_id), n)}
+        if self.warehouse.searches_by_id_hash:
+            lineage["id_hash"] = stored_id_hashes(hashes)
         schema = self.table.arrow_schema
         columns = [rows.column(f.name) if f.name in rows.column_names else
                    lineage.get(f.name, pa.nulls(n, f.type)) for f in schema]

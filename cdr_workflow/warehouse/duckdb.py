@@ -26,6 +26,8 @@ HASH_SAMPLE = 1000  # rows whose `id_hash` is compared with DuckDB's hash when a
 
 
 class DuckDBWarehouse(Warehouse):
+    searches_by_id_hash = True
+
     def __init__(self, path: Path):
         self.path = path
 
