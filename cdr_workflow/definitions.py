@@ -5,11 +5,18 @@ environment when the definitions are built.
 """
 
 import functools
+import gc
 import os
 import warnings
 from pathlib import Path
 
 import dagster as dg
+
+# What Dagster has imported lives as long as the process: the collector need not walk it again
+# in each full collection, nor at exit (a one-day `dagster asset materialize` of 100 rows, whole
+# process, six alternating runs: 3.60-3.82 s -> 2.80-3.21 s). Frozen once, here: what is made
+# later is collected as usual.
+gc.freeze()
 
 # Backfill policies, pools and partitioned checks are used on purpose; their beta and preview
 # notices would otherwise repeat in every process that loads the code.
