@@ -7,16 +7,17 @@ for the file.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import pandera.pandas as pandera
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from cdr_workflow.header import ColumnMap
 from cdr_workflow.layouts import AMOUNT_SCALE, TIMESTAMP_TYPE, Field, FieldType, Layout
-from cdr_workflow.schemas import schema_for
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _INTEGER = r"^[+-]?\d{1,18}$"
 _DECIMAL = rf"^[+-]?\d{{1,12}}(\.\d{{1,{AMOUNT_SCALE}}})?$"
@@ -255,10 +256,16 @@ def validate(typed: pa.Table, layout: Layout, reasons: Reasons, lines: np.ndarra
     """Run the layout's pandera schema on rows that typed cleanly; each failure becomes a
     reason quoting the value (a duplicate id names the line of its first copy). With
     `unique_ids=False` duplicates are left to the caller (the day's load finds them in SQL).
-    Callers screen rows with `suspects` first: a clean row never pays for a pandas frame."""
+    Callers screen rows with `suspects` first: a clean row never pays for a pandas frame,
+    and a process that meets none never imports pandas and pandera (0.4 s)."""
     rows = np.setdiff1d(np.arange(typed.num_rows), np.fromiter(reasons, np.int64))
     if not len(rows):
         return
+    import pandas as pd
+    import pandera.errors
+
+    from cdr_workflow.schemas import schema_for
+
     candidates = typed.take(pa.array(rows)).to_pandas(types_mapper=pd.ArrowDtype)
     candidates.index = rows
     try:
