@@ -352,18 +352,20 @@ def test_postgres_indexes_ids_by_hash_and_replaces_an_earlier_b_tree(warehouse_u
 @pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
 def test_postgres_stream_sends_a_column_whose_first_value_comes_late(warehouse_url):
     """The COPY leaves out the columns the stream has held no value in so far: a batch with
-    a value in one of them must still arrive whole, and every batch after it."""
+    a value in one of them must still arrive whole, and every batch after it. An empty batch
+    fills no column: it must not start a COPY of none (PostgreSQL rejects its syntax)."""
     warehouse = open_warehouse(warehouse_url)
     warehouse.ensure_tables()
     schema = table_of(VOICE).arrow_schema
 
-    def batch(first_id: int, custom: str | None) -> pa.RecordBatch:
-        given = {"call_id": [f"id-{n}" for n in range(first_id, first_id + 3)],
-                 "custom": [custom] * 3, "cdr_date": [DAY] * 3}
-        return pa.RecordBatch.from_arrays([pa.array(given.get(f.name, [None] * 3), f.type)
+    def batch(first_id: int, custom: str | None, rows: int = 3) -> pa.RecordBatch:
+        given = {"call_id": [f"id-{n}" for n in range(first_id, first_id + rows)],
+                 "custom": [custom] * rows, "cdr_date": [DAY] * rows}
+        return pa.RecordBatch.from_arrays([pa.array(given.get(f.name, [None] * rows), f.type)
                                            for f in schema], schema=schema)
 
-    stream = [batch(0, None), batch(3, "late"), batch(6, None), batch(9, "again")]
+    stream = [batch(0, None, rows=0), batch(0, None), batch(3, "late"), batch(6, None, rows=0),
+              batch(6, None), batch(9, "again")]
     with warehouse.connect() as con:
         warehouse.append_stream(con, "voice_cdrs", pa.RecordBatchReader.from_batches(
             schema, iter(stream)))

@@ -124,10 +124,11 @@ class PostgresWarehouse(Warehouse):
     def append_stream(self, con: Any, table: str, batches: pa.RecordBatchReader) -> None:
         """Binary COPY of the stream without the columns it holds no value in: COPY writes
         every field of every row, a NULL too, and a file fills only its layout's columns (a
-        phone-terminated file, 20 of 24; 1M rows: 0.3-0.5 CPU-seconds less). A batch with
-        a value in a column left out ends that COPY and the next one sends the column too,
-        so a stream whose columns are filled from its first batch on is one COPY."""
-        rest: Iterator[pa.RecordBatch] = iter(batches)
+        phone-terminated file, 20 of 24; ADBC sending 1M rows: 0.24-0.53 CPU-seconds less).
+        A batch with a value in a column left out ends that COPY and the next one sends the
+        column too, so a stream whose columns are filled from its first batch on is one COPY.
+        Empty batches are passed over: they fill no column, and a COPY needs one."""
+        rest: Iterator[pa.RecordBatch] = (batch for batch in batches if batch.num_rows)
         columns: set[str] = set()
         first = next(rest, None)
         while first is not None:
