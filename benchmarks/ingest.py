@@ -68,7 +68,8 @@ def _machine_busy_seconds() -> float | None:
             fields = [int(v) for v in stat.readline().split()[1:]]
     except OSError:
         return None
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]  # not steal nor guest
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def _pipeline(path: str, kind: str, warehouse_url: str, out: Any) -> None:

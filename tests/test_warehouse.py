@@ -353,7 +353,8 @@ def test_postgres_indexes_ids_by_hash_and_replaces_an_earlier_b_tree(warehouse_u
 def test_postgres_stream_sends_a_column_whose_first_value_comes_late(warehouse_url):
     """The COPY leaves out the columns the stream has held no value in so far: a batch with
     a value in one of them must still arrive whole, and every batch after it. An empty batch
-    fills no column: it must not start a COPY of none (PostgreSQL rejects its syntax)."""
+    fills no column: it must not start a COPY of none (PostgreSQL rejects its syntax), and
+    rows without a value still arrive."""
     warehouse = open_warehouse(warehouse_url)
     warehouse.ensure_tables()
     schema = table_of(VOICE).arrow_schema
@@ -364,13 +365,14 @@ def test_postgres_stream_sends_a_column_whose_first_value_comes_late(warehouse_u
         return pa.RecordBatch.from_arrays([pa.array(given.get(f.name, [None] * rows), f.type)
                                            for f in schema], schema=schema)
 
-    stream = [batch(0, None, rows=0), batch(0, None), batch(3, "late"), batch(6, None, rows=0),
-              batch(6, None), batch(9, "again")]
+    no_values = pa.RecordBatch.from_arrays([pa.nulls(2, f.type) for f in schema], schema=schema)
+    stream = [batch(0, None, rows=0), no_values, batch(0, None), batch(3, "late"),
+              batch(6, None, rows=0), batch(6, None), batch(9, "again")]
     with warehouse.connect() as con:
         warehouse.append_stream(con, "voice_cdrs", pa.RecordBatchReader.from_batches(
             schema, iter(stream)))
     assert warehouse.query("SELECT custom, COUNT(*) FROM voice_cdrs GROUP BY custom "
-                           "ORDER BY custom") == [("again", 3), ("late", 3), (None, 6)]
+                           "ORDER BY custom") == [("again", 3), ("late", 3), (None, 8)]
     assert warehouse.query("SELECT COUNT(DISTINCT call_id), COUNT(cdr_date) FROM "
                            "voice_cdrs") == [(12, 12)]
 

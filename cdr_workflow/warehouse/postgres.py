@@ -127,12 +127,13 @@ class PostgresWarehouse(Warehouse):
         phone-terminated file, 20 of 24; ADBC sending 1M rows: 0.24-0.53 CPU-seconds less).
         A batch with a value in a column left out ends that COPY and the next one sends the
         column too, so a stream whose columns are filled from its first batch on is one COPY.
-        Empty batches are passed over: they fill no column, and a COPY needs one."""
+        Empty batches are passed over; a COPY needs a column, so rows with no value at all
+        send their first."""
         rest: Iterator[pa.RecordBatch] = (batch for batch in batches if batch.num_rows)
         columns: set[str] = set()
         first = next(rest, None)
         while first is not None:
-            columns |= _filled(first)
+            columns |= _filled(first) or {batches.schema.names[0]}
             run = _Run(first, rest, columns, batches.schema)
             with con.cursor() as cur:
                 cur.adbc_ingest(table, pa.RecordBatchReader.from_batches(
