@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import itertools
+import os
+import subprocess
+import sys
 from decimal import Decimal
 
 import pyarrow as pa
@@ -245,3 +248,17 @@ def test_the_text_of_lines_asked_for_is_read_block_by_block(tmp_path, monkeypatc
             copy.close()
             assert copy.lines(wanted) == expected
             assert len(copy.offsets) > len(data) // min(piece, lookup)
+
+
+@pytest.mark.parametrize("chosen", [None, "system"])
+def test_arrow_memory_comes_from_jemalloc_unless_the_user_chose(chosen: str | None) -> None:
+    if "jemalloc" not in pa.supported_memory_backends():
+        pytest.skip("this pyarrow has no jemalloc")
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if chosen:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
+    code = ("import cdr_workflow.reader, pyarrow as pa; "
+            "print(pa.default_memory_pool().backend_name)")
+    used = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert used == (chosen or "jemalloc")
