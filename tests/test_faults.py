@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cdr_workflow.demo import write_day, write_voice_file
+from cdr_workflow.errors import CdrFileError
 from cdr_workflow.kinds import VOICE
 from cdr_workflow.load import load_day
 from cdr_workflow.sources import DEFAULT_FILE_PATTERN
@@ -167,3 +168,35 @@ def test_a_load_failing_inside_the_bulk_insert_leaves_the_session_as_it_was(
             load_day(source, warehouse, VOICE, DAY, "broken")
         assert warehouse.query(
             "SELECT current_setting('preserve_insertion_order')") == [(True,)]
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb", "postgres"], indirect=True)
+def test_a_file_breaking_after_a_late_column_fills_keeps_the_day(tmp_path, warehouse_url,
+                                                                  monkeypatch):
+    """The Custom column stays empty for the file's first block, then fills (PostgreSQL's
+    load starts a second COPY with it), then the gzip is cut short: the reader's own error is
+    raised, and the day keeps its earlier load whole."""
+    import gzip
+
+    from helpers import PT_HEADER, line, pt_row
+
+    drop, source, warehouse = a_day_loaded_and_its_bigger_delivery(tmp_path, warehouse_url, 1)
+    before = warehouse.query("SELECT call_id, custom, load_id FROM voice_cdrs ORDER BY 1")
+    (drop / "voice_2026-11-21.csv").unlink()
+    rows = [line(pt_row(f"id-{n}", Custom="" if n < 100_000 else f"late {n}"))
+            for n in range(400_000)]
+    packed = gzip.compress("\n".join([PT_HEADER, *rows, ""]).encode(), compresslevel=1)
+    (drop / "voice_2026-11-21.csv.gz").write_bytes(packed[: len(packed) * 19 // 20])
+    copies: list[frozenset[str]] = []
+
+    class CountedRun(postgres_module._Run):
+        def __init__(self, *args):
+            super().__init__(*args)
+            copies.append(self.columns)
+
+    monkeypatch.setattr(postgres_module, "_Run", CountedRun)
+    with pytest.raises(CdrFileError, match="cannot decompress"):
+        load_day(source, warehouse, VOICE, DAY, "broken")
+    assert warehouse.query("SELECT call_id, custom, load_id FROM voice_cdrs ORDER BY 1") == before
+    if warehouse_url.startswith("postgres"):  # the failure came during the second COPY
+        assert [("custom" in columns) for columns in copies] == [False, True]
