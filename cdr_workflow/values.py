@@ -106,6 +106,7 @@ def convert(text: pa.Array, f: Field, reasons: Reasons, may_hold_nul: bool = Tru
             _note(pc.match_substring(text, "\x00"), f"{f.sinch_name} contains a NUL byte",
                   reasons)
         return text
+    given = text  # the reasons quote the file's value
     if f.type is FieldType.DECIMAL and pc.any(pc.match_substring(text, ",")).as_py():
         text = pc.replace_substring(text, ",", ".")  # a decimal comma is tolerated
     invalid = _malformed(text, f.type)
@@ -114,7 +115,7 @@ def convert(text: pa.Array, f: Field, reasons: Reasons, may_hold_nul: bool = Tru
         rows = np.flatnonzero(invalid.fill_null(False).to_numpy(zero_copy_only=False))
         for row in rows:
             reasons.setdefault(int(row), []).append(
-                f"{f.sinch_name} is not {_expected(f.type)}: {shown(text[row].as_py())}")
+                f"{f.sinch_name} is not {_expected(f.type)}: {shown(given[row].as_py())}")
         usable = pc.if_else(invalid, pa.scalar(None, pa.string()), text)
     if f.type is FieldType.TIMESTAMP:
         return _to_timestamp(usable, f, reasons)

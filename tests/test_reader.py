@@ -146,6 +146,12 @@ def test_decimal_comma_is_tolerated_and_amounts_stay_exact():
     assert rows[0]["amount"] == Decimal("0.123456")
 
 
+def test_a_rejected_amount_is_quoted_as_the_file_has_it_not_as_read():
+    _, rejects = rows_and_rejects(f"{PT_HEADER}\n{line(pt_row(Amount='1,234.50'))}\n")
+    assert rejects[0].reasons == ("Amount is not a decimal with at most 6 decimal places: "
+                                  "'1,234.50'",)
+
+
 def test_more_decimal_places_than_kept_is_a_reject_not_a_rounding():
     _, rejects = rows_and_rejects(f"{PT_HEADER}\n{line(pt_row(Amount='0.1234567'))}\n")
     assert "Amount is not a decimal with at most 6 decimal places" in rejects[0].reasons[0]
