@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import heapq
 import re
 import sys
 from collections import Counter
@@ -51,7 +52,7 @@ def validate(path: Path, kind: str | None, strict: bool) -> int:
     reasons = Counter(reason.split(": ")[0] for r in rejects for reason in r.reasons)
     for reason, count in reasons.most_common():
         print(f"  {count:>8}  {reason}")
-    for r in rejects[:SHOWN_REJECTS]:
+    for r in heapq.nsmallest(SHOWN_REJECTS, rejects, key=lambda r: r.line):  # in file order
         print(f"  line {r.line}: {'; '.join(r.reasons)}")
     if len(rejects) > SHOWN_REJECTS:
         print(f"  … and {len(rejects) - SHOWN_REJECTS} more rejected lines")

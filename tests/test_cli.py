@@ -40,6 +40,16 @@ def test_validate_prints_counts_and_reasons(tmp_path, capsys):
     assert main(["validate", str(path), "--strict"]) == 3
 
 
+def test_validate_lists_rejected_lines_in_file_order(tmp_path, capsys):
+    """A line breaking a rule is judged after the lines that do not type: listed in order."""
+    path = tmp_path / "voice_2026-11-21.csv"
+    path.write_text(f"{PT_HEADER}\n{line(pt_row('a', Duration='-2'))}\n"
+                    f"{line(pt_row('b', Amount='abc'))}\n")
+    assert main(["validate", str(path)]) == 0
+    listed = [n for n in capsys.readouterr().out.split() if n.endswith(":") and n[:-1].isdigit()]
+    assert listed == ["2:", "3:"]
+
+
 def test_validate_fails_on_a_file_it_cannot_read(tmp_path, capsys):
     path = tmp_path / "voice_2026-11-21.csv.gz"
     path.write_bytes(b"\x1f\x8b\x08 not really gzip")
