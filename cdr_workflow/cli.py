@@ -52,7 +52,8 @@ def validate(path: Path, kind: str | None, strict: bool) -> int:
     reasons = Counter(reason.split(": ")[0] for r in rejects for reason in r.reasons)
     for reason, count in reasons.most_common():
         print(f"  {count:>8}  {reason}")
-    for r in heapq.nsmallest(SHOWN_REJECTS, rejects, key=lambda r: r.line):  # in file order
+    # lines breaking a rule are judged after those that do not type: sorted back to file order
+    for r in heapq.nsmallest(SHOWN_REJECTS, rejects, key=lambda r: r.line):
         print(f"  line {r.line}: {'; '.join(r.reasons)}")
     if len(rejects) > SHOWN_REJECTS:
         print(f"  … and {len(rejects) - SHOWN_REJECTS} more rejected lines")

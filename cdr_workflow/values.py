@@ -106,7 +106,7 @@ def convert(text: pa.Array, f: Field, reasons: Reasons, may_hold_nul: bool = Tru
             _note(pc.match_substring(text, "\x00"), f"{f.sinch_name} contains a NUL byte",
                   reasons)
         return text
-    given = text  # the reasons quote the file's value
+    given = text  # a reason quotes the file's value: '1,234.50', not what was read of it
     if f.type is FieldType.DECIMAL and pc.any(pc.match_substring(text, ",")).as_py():
         text = pc.replace_substring(text, ",", ".")  # a decimal comma is tolerated
     invalid = _malformed(text, f.type)
