@@ -98,6 +98,16 @@ def test_counts_add_up_and_rejects_are_findable_by_file_and_line(warehouse, sour
     assert "Currency" in rejects[0][2] and "duplicate" in rejects[1][2]
 
 
+def test_each_file_of_a_day_has_its_own_counts_in_the_ledger(warehouse, source):
+    write(source, "voice_2026-11-21.csv", [pt_row("a"), pt_row("b", Duration="-1"), pt_row("c")])
+    write(source, "voice_late_2026-11-21.csv",
+          [pt_row("d"), pt_row("a"), pt_row("e", Currency="eu")])
+    load_day(source, warehouse, VOICE, DAY, "run-1")
+    assert sorted(warehouse.query(
+        "SELECT source_file, rows_read, rows_loaded, rows_rejected FROM cdr_files")) == [
+        ("voice_2026-11-21.csv", 3, 2, 1), ("voice_late_2026-11-21.csv", 3, 1, 2)]
+
+
 def test_an_id_loaded_on_another_day_is_rejected_naming_the_original(warehouse, source):
     write(source, "voice_2026-11-20.csv", [pt_row("dup", CallTime="2026-11-20T10:00:00Z",
                                                     AnswerTime="")])

@@ -259,7 +259,20 @@ class DayLoad:
         self._reject_copies_of_other_days()
         self._keep_raw_text_of_duplicates()
         self._restore_held_copies(", ".join(self.table.column_names))
-        self.files = [self._write_ledger(f) for f in self.files]
+        loaded, rejected = self._counts_by_file()
+        self.files = [self._write_ledger(f, loaded.get(f.source_file, 0),
+                                         rejected.get(f.source_file, 0)) for f in self.files]
+
+    def _counts_by_file(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Rows loaded and rejected per file, as the warehouse counts them: one read of the
+        day for all its files (a voice day is typically four, and PostgreSQL finds no file's
+        rows without reading the whole day: 0.1-0.4 s a read on 1M rows)."""
+        counts = [{file: int(n) for file, n in self._run(
+            f"SELECT source_file, COUNT(*) FROM {table} WHERE {where} GROUP BY source_file",
+            params)} for table, where, params in (
+                (self.table.name, "cdr_date = ?", (self.day,)),
+                ("cdr_rejects", "kind = ? AND cdr_date = ?", (self.kind.name, self.day)))]
+        return counts[0], counts[1]
 
     def _reject_copies_of_other_days(self) -> None:
         """The day's rows whose id another day holds are later copies of that day's first
@@ -365,13 +378,7 @@ class DayLoad:
                   "AND cdr_date = ? AND source_file = ?",
                   (encode_amounts(totals), self.kind.name, cdr_date, source_file))
 
-    def _write_ledger(self, file: FileLoad) -> FileLoad:
-        (loaded,), = self._run(
-            f"SELECT COUNT(*) FROM {self.table.name} WHERE cdr_date = ? AND source_file = ?",
-            (self.day, file.source_file))
-        (rejected,), = self._run(
-            "SELECT COUNT(*) FROM cdr_rejects WHERE kind = ? AND cdr_date = ? AND source_file = ?",
-            (self.kind.name, self.day, file.source_file))
+    def _write_ledger(self, file: FileLoad, loaded: int, rejected: int) -> FileLoad:
         totals = dict(self._amounts[file.source_file].result())
         for key, amount in self._duplicates.get(file.source_file, {}).items():
             totals[key] = totals.get(key, Decimal(0)) - amount
