@@ -9,7 +9,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
@@ -28,7 +28,7 @@ from cdr_workflow.privacy import pseudonymise
 from cdr_workflow.reader import Chunk, Reject, raw_text, read_as_stored, read_cdr_file
 from cdr_workflow.sources import CdrFile, Listing, NoFileError, Source
 from cdr_workflow.warehouse import Warehouse
-from cdr_workflow.warehouse.day_load import AmountKey, FileLoad, day_load
+from cdr_workflow.warehouse.day_load import AmountKey, DayLoad, FileLoad, day_load
 
 T = TypeVar("T")
 
@@ -109,6 +109,24 @@ class _Chunks:
             yield pseudonymise(chunk.rows, self.key) if self.key else chunk.rows
 
 
+@dataclass(frozen=True)
+class _FileRead:
+    """A file streamed: its rejects, counts and schema drift, and its money as read apart."""
+
+    cdr_file: CdrFile
+    chunks: _Chunks
+    amounts: Future[dict[AmountKey, Decimal]]
+
+    def record(self, load: DayLoad, kind: Kind, day: dt.date, pseudonymised: bool) -> None:
+        """Its rejects (without their text when pseudonymised) and its line in the ledger."""
+        name, rejects = self.cdr_file.relative_path, self.chunks.rejects
+        load.add_rejects(name, [replace(r, raw_line=None) for r in rejects]
+                         if pseudonymised else rejects)
+        load.add_file(FileLoad(kind.name, day, name, self.cdr_file.uri, self.cdr_file.size_bytes,
+                               self.cdr_file.fingerprint, self.chunks.lines_read,
+                               schema_drift=self.chunks.drift), self.amounts)
+
+
 def find_day_files(source: Source, kind: Kind, day: dt.date,
                    listing: Listing | None = None) -> list[CdrFile]:
     files = (listing or source.list()).find(kind.name, day)
@@ -133,25 +151,30 @@ def load_day(
         texts: dict[str, TextCopy] = {}  # each file's text: for DuckDB, duplicates' evidence
         if not pseudonymisation_key:
             load.raw_lines = lambda name, lines: texts[name].lines(lines)
-        for index, cdr_file in enumerate(files):
-            text = texts[cdr_file.relative_path] = TextCopy.of(
-                source, cdr_file, Path(scratch) / f"{index}.csv")
-            with source.open(cdr_file) as stream, contextlib.closing(text), \
-                    contextlib.closing(prefetched(read_cdr_file(
-                        stream, cdr_file.relative_path, kind, copy_to=text,
-                        unique_ids=False))) as read:  # a failed append stops the reading too
-                chunks = _Chunks(read, pseudonymisation_key)
-                load.add_rows(cdr_file.relative_path, chunks.rows())
-            rejected = [r.raw_line for r in chunks.rejects if r.raw_line is not None]
-            load.add_rejects(cdr_file.relative_path, [replace(r, raw_line=None) for r in
-                                                      chunks.rejects]
-                             if pseudonymisation_key else chunks.rejects)
-            load.add_file(FileLoad(kind.name, day, cdr_file.relative_path, cdr_file.uri,
-                                   cdr_file.size_bytes, cdr_file.fingerprint, chunks.lines_read,
-                                   schema_drift=chunks.drift),
-                          reference.submit(text.read, partial(
-                              accepted_text_amounts, rejected=rejected, kind=kind,
-                              scratch=Path(scratch) / f"{index}-rejected.csv")))
+        read: list[_FileRead] = []
+
+        def rows_of_files() -> Iterator[tuple[str, pa.Table]]:
+            for index, cdr_file in enumerate(files):
+                text = texts[cdr_file.relative_path] = TextCopy.of(
+                    source, cdr_file, Path(scratch) / f"{index}.csv")
+                with source.open(cdr_file) as stream, contextlib.closing(text), \
+                        contextlib.closing(prefetched(read_cdr_file(
+                            stream, cdr_file.relative_path, kind, copy_to=text,
+                            unique_ids=False))) as chunks_read:
+                    chunks = _Chunks(chunks_read, pseudonymisation_key)
+                    for rows in chunks.rows():
+                        yield cdr_file.relative_path, rows
+                rejected = [r.raw_line for r in chunks.rejects if r.raw_line is not None]
+                # its money is read while the next files stream
+                read.append(_FileRead(cdr_file, chunks, reference.submit(text.read, partial(
+                    accepted_text_amounts, rejected=rejected, kind=kind,
+                    scratch=Path(scratch) / f"{index}-rejected.csv"))))
+
+        # closed at once if the append fails: the reading stops too
+        with contextlib.closing(rows_of_files()) as rows:
+            load.add_rows(rows)
+        for file_read in read:  # the stream's statement has ended: the connection is free
+            file_read.record(load, kind, day, pseudonymisation_key is not None)
     return DayLoadResult(kind, day, load.files)
 
 

@@ -409,8 +409,8 @@ def test_postgres_loads_of_a_kind_take_turns(warehouse_url, source):
         other.start()
         other.join(timeout=3)
         assert other.is_alive(), "the second load waits for the first"
-        first.add_rows(f"voice_{DAY}.csv", [pa.table({
-            "call_type": ["phone_terminated"], "call_id": ["a"], "source_line": [2]})])
+        first.add_rows([(f"voice_{DAY}.csv", pa.table({
+            "call_type": ["phone_terminated"], "call_id": ["a"], "source_line": [2]}))])
         first.add_file(day_load.FileLoad("voice", DAY, f"voice_{DAY}.csv", "", 0, "", 1))
     other.join(timeout=60)
     assert "error" not in second, second.get("error")

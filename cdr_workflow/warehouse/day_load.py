@@ -1,10 +1,10 @@
 """One kind's day replaced in one transaction, with every later copy of an id rejected.
 
-The day's rows, rejects and ledger are deleted first. Each file's rows are then appended in one
-streamed statement; a row whose id hash the day has seen is held back from the stream and
-settled exactly after it: a later copy of an id is held instead and rejected, naming where the
-original is. `finish` does the same for copies of ids another day
-holds (one look for the day), restores held copies whose original is gone, writes the
+The day's rows, rejects and ledger are deleted first. The rows of all the day's files are then
+appended in one streamed statement; a row whose id hash the day has seen is held back from the
+stream and settled exactly after it: a later copy of an id is held instead and rejected, naming
+where the original is. `finish` does the same for copies of ids another day holds (one look for
+the day), restores held copies whose original is gone, writes the
 `cdr_files` ledger and checks `rows_read = rows_loaded + rows_rejected` before the transaction
 commits.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -100,19 +101,21 @@ class DayLoad:
             self._run(f"DELETE FROM {table.name} WHERE kind = ? AND cdr_date = ?",
                       (self.kind.name, self.day))
 
-    def add_rows(self, source_file: str, batches: Iterable[pa.Table]) -> None:
-        """Append a file's rows, streamed in one statement. A later copy of an id in the day
-        (appended before, or earlier in this file) is not appended but held, as a reject
-        naming where its original is: rows whose id hash was seen are kept out of the stream
-        (spooled to disk: a file delivered twice makes millions) and looked up once it ends,
-        so the day never deletes from its own rows (DuckDB would rewrite the whole appended
-        day at commit). Other days' copies: see `finish`."""
+    def add_rows(self, rows_of_files: Iterable[tuple[str, pa.Table]]) -> None:
+        """Append the day's rows, each table tagged with its file, streamed in one statement
+        for all files: a voice day is typically four (a 1M-row day in four files, DuckDB:
+        4.3-5.1 s in a statement a file, 3.3-3.5 s in one). A later copy of an id in the day (appended before, or earlier in the
+        stream) is not appended but held, as a reject naming where its original is: rows whose
+        id hash was seen are kept out of the stream (spooled to disk: a file delivered twice
+        makes millions) and looked up once it ends, file by file in the stream's order, so the
+        day never deletes from its own rows (DuckDB would rewrite the whole appended day at
+        commit). Other days' copies: see `finish`."""
         failure: list[Exception] = []  # the reader's error, as the engine sees another
         with _Spool(self.table.arrow_schema) as candidates:
 
             def first_copies() -> Iterator[pa.RecordBatch]:
                 try:
-                    for rows in batches:
+                    for source_file, rows in rows_of_files:
                         if not rows.num_rows:
                             continue
                         hashes = id_hashes(rows.column(self.kind.id_column))
@@ -136,7 +139,8 @@ class DayLoad:
             if candidates.rows:
                 self._refresh_statistics()  # for the looks
             for rows in candidates.tables(SETTLE_ROWS):
-                self._settle(source_file, rows)
+                for source_file, rows_of_file in _by_file(rows):
+                    self._settle(source_file, rows_of_file)
 
     def _settle(self, source_file: str, rows: pa.Table) -> None:
         """Rows whose id hash was seen: held when an earlier copy is in the day, else (a hash
@@ -394,6 +398,17 @@ class DayLoad:
             "schema_drift": encode_drift(file.schema_drift),
             "load_id": self.load_id, "loaded_at": dt.datetime.now(dt.UTC)}]))
         return file
+
+
+def _by_file(rows: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """The rows in runs of one source file, in their order."""
+    if not rows.num_rows:
+        return
+    files = rows.column("source_file").combine_chunks().dictionary_encode()
+    codes = files.indices.to_numpy()
+    bounds = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist(), len(codes)]
+    for start, end in itertools.pairwise(bounds):
+        yield files.dictionary[int(codes[start])].as_py(), rows.slice(start, end - start)
 
 
 class _Spool:
