@@ -104,12 +104,13 @@ class DayLoad:
     def add_rows(self, rows_of_files: Iterable[tuple[str, pa.Table]]) -> None:
         """Append the day's rows, each table tagged with its file, streamed in one statement
         for all files: a voice day is typically four (a 1M-row day in four files, DuckDB:
-        4.3-5.1 s in a statement a file, 3.3-3.5 s in one). A later copy of an id in the day (appended before, or earlier in the
-        stream) is not appended but held, as a reject naming where its original is: rows whose
-        id hash was seen are kept out of the stream (spooled to disk: a file delivered twice
-        makes millions) and looked up once it ends, file by file in the stream's order, so the
-        day never deletes from its own rows (DuckDB would rewrite the whole appended day at
-        commit). Other days' copies: see `finish`."""
+        4.3-5.1 s in a statement a file, 3.3-3.5 s in one). A later copy of an id in the day
+        (appended before, or earlier in the stream) is not appended but held, as a reject
+        naming where its original is: rows whose id hash was seen are kept out of the stream
+        (spooled to disk: a file delivered twice makes millions) and looked up once it ends,
+        file by file in the stream's order, so the day never deletes from its own rows
+        (DuckDB would rewrite the whole appended day at commit). Other days' copies: see
+        `finish`."""
         failure: list[Exception] = []  # the reader's error, as the engine sees another
         with _Spool(self.table.arrow_schema) as candidates:
 
