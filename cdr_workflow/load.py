@@ -174,7 +174,7 @@ def load_day(
         with contextlib.closing(rows_of_files()) as rows:
             load.add_rows(rows)
         for file_read in read:  # the stream's statement has ended: the connection is free
-            file_read.record(load, kind, day, pseudonymisation_key is not None)
+            file_read.record(load, kind, day, bool(pseudonymisation_key))
     return DayLoadResult(kind, day, load.files)
 
 

@@ -13,6 +13,7 @@ import pytest
 from helpers import PT_HEADER, line, pt_row
 
 from cdr_workflow.day_facts import read_day_facts
+from cdr_workflow.errors import CdrFileError
 from cdr_workflow.kinds import VOICE
 from cdr_workflow.load import load_day
 from cdr_workflow.sources import DEFAULT_FILE_PATTERN, NoFileError
@@ -251,6 +252,40 @@ def test_a_duplicate_across_the_day_s_files_names_its_original_and_keeps_its_tex
     assert (file, raw) == (copy.name, copy.read_text().splitlines()[2])
     assert reasons == (f"duplicate id, earlier in the same day: x is in voice_a_{DAY}.csv "
                        f"line 2 (cdr_date {DAY})")
+
+
+def test_copies_within_and_across_the_day_s_files_are_settled_file_by_file(warehouse, source):
+    """The day's files are one stream: copies held from both files are settled in file
+    order, each named against the right original."""
+    write(source, f"voice_a_{DAY}.csv", [pt_row("a"), pt_row("a")])
+    write(source, f"voice_b_{DAY}.csv", [pt_row("a"), pt_row("b"), pt_row("b")])
+    load_day(source, warehouse, VOICE, DAY, "run-1")
+    assert sorted(warehouse.query("SELECT source_file, source_line, reasons FROM cdr_rejects")) == [
+        (f"voice_a_{DAY}.csv", 3, "duplicate id, earlier in the same file: a is at line 2"),
+        (f"voice_b_{DAY}.csv", 2, f"duplicate id, earlier in the same day: a is in "
+                                  f"voice_a_{DAY}.csv line 2 (cdr_date {DAY})"),
+        (f"voice_b_{DAY}.csv", 4, "duplicate id, earlier in the same file: b is at line 3")]
+    assert sorted(warehouse.query(
+        "SELECT source_file, rows_read, rows_loaded, rows_rejected FROM cdr_files")) == [
+        (f"voice_a_{DAY}.csv", 2, 1, 1), (f"voice_b_{DAY}.csv", 3, 1, 2)]
+
+
+def test_a_day_s_second_file_failing_rolls_back_the_whole_day(warehouse, source):
+    import threading
+
+    write(source, f"voice_a_{DAY}.csv", [pt_row("a")])
+    second = write(source, f"voice_b_{DAY}.csv", [pt_row("b")])
+    load_day(source, warehouse, VOICE, DAY, "run-1")
+    write(source, f"voice_a_{DAY}.csv", [pt_row("c")])
+    second.unlink()
+    (source.drop_dir / f"voice_b_{DAY}.csv.gz").write_bytes(b"\x1f\x8b broken gzip")
+    with pytest.raises(CdrFileError, match="cannot decompress"):
+        load_day(source, warehouse, VOICE, DAY, "run-2")
+    assert sorted(warehouse.query("SELECT call_id, load_id FROM voice_cdrs")) == [
+        ("a", "run-1"), ("b", "run-1")]
+    assert sorted(warehouse.query("SELECT source_file, rows_loaded, load_id FROM cdr_files")) == [
+        (f"voice_a_{DAY}.csv", 1, "run-1"), (f"voice_b_{DAY}.csv", 1, "run-1")]
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("cdr-reader")]
 
 
 @pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)

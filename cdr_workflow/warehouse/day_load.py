@@ -88,7 +88,7 @@ class DayLoad:
         self._amounts: dict[str, Future[dict[AmountKey, Decimal]]] = {}  # by their reader
         self._duplicates: dict[str, dict[AmountKey, Decimal]] = {}  # money of later copies
         self._seen = SeenIds()  # the day's ids so far
-        self._statistics_fresh = True  # the planner's figures: stale once a file is streamed
+        self._statistics_fresh = True  # the planner's figures: stale once the day is streamed
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return self.warehouse.execute(self.con, sql, params)
@@ -252,8 +252,8 @@ class DayLoad:
         return pa.Table.from_arrays(columns, schema=schema)
 
     def _refresh_statistics(self) -> None:
-        """Of the columns the day's queries look up by; rows settled after a file's stream
-        are few (copies are held, not appended), so one refresh per stream serves."""
+        """Of the columns the day's queries look up by; rows settled after the day's stream
+        are few (copies are held, not appended), so one refresh a day serves."""
         self.warehouse.refresh_statistics(self.con, self.table.name, (
             "cdr_date", self.kind.id_column, "source_file", "source_line"))
         self._statistics_fresh = True
