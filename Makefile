@@ -31,6 +31,6 @@ lint: install
 test: lint
 	$(VENV)/bin/pytest
 
-# the pure core and the Definitions on DuckDB, no servers or browsers (about 2 minutes)
+# the pure core and the Definitions on DuckDB, no servers or browsers (about a minute)
 test-fast: install
 	$(VENV)/bin/pytest -q -m "not slow and not postgres and not s3 and not iceberg and not browser"
