@@ -36,7 +36,15 @@ from cdr_workflow.header import (
     resolve_columns,
 )
 from cdr_workflow.kinds import Kind, kind_of
-from cdr_workflow.records import Records, find_records, slice_records, well_formed
+from cdr_workflow.records import (
+    CARRIAGE_RETURN,
+    DELIMITER_BYTE,
+    QUOTE,
+    Records,
+    find_records,
+    slice_records,
+    well_formed,
+)
 from cdr_workflow.values import suspects, typed_columns, validate
 
 DEFAULT_BLOCK_BYTES = 8 * 1024 * 1024  # measured: faster and leaner than 4 or 16 MiB
@@ -327,14 +335,15 @@ def without_rows(rows: pa.Table, left_out: np.ndarray) -> pa.Table:
 
 
 def _parse(buf: bytes, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray, width: int,
-           quoted_newlines: bool, quotes_well_formed: bool | None = None
+           quoted_newlines: bool, quotes_well_formed: bool | None = None, screen: bool = True
            ) -> tuple[pa.Table, np.ndarray, list[Reject]]:
     """All fields as strings, the records kept, and a reject for each other. pyarrow parses
     records whose quotes are well formed (it is lenient: with a stray quote only the strict
     parser reads every record alike); where it cannot (a stray quote, a line cut short,
     bytes that are not UTF-8), each half of the records is parsed, down to a few read one by
     one. A bad line costs its block about two parses, not a record-by-record reading (48k
-    records: 1 s)."""
+    records: 1 s). Where the quotes are well formed, lines with a wrong number of fields are
+    `screen`ed out first, once."""
     data = buf[int(starts[0]):int(ends[-1])]
     if quotes_well_formed is None:
         quotes_well_formed = well_formed(data)
@@ -344,11 +353,86 @@ def _parse(buf: bytes, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray, 
             return fast, np.ones(len(starts), dtype=bool), []
     if len(starts) <= FEW_RECORDS:
         return _parse_slow(buf, starts, ends, lines, width)
-    halves = [_parse(buf, starts[part], ends[part], lines[part], width, quoted_newlines)
+    if screen and quotes_well_formed:  # it does not parse whole: a wrong number of fields?
+        screened = _without_miscounted(buf, starts, ends, lines, width, quoted_newlines)
+        if screened:
+            return screened
+    halves = [_parse(buf, starts[part], ends[part], lines[part], width, quoted_newlines,
+                     screen=screen and not quotes_well_formed)
               for part in (slice(None, len(starts) // 2), slice(len(starts) // 2, None))]
     return (pa.concat_tables([strings for strings, _, _ in halves]),
             np.concatenate([kept for _, kept, _ in halves]),
             [reject for _, _, rejects in halves for reject in rejects])
+
+
+def _field_counts(buf: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Each record's number of fields, counted with numpy where the csv module reads it so:
+    the delimiters outside quotes (well formed: they pair up), in records without a carriage
+    return but their last byte, a NUL or a byte beyond ASCII (-1 for the others)."""
+    data = buf[int(starts[0]):int(ends[-1])]
+    arr = np.frombuffer(data, dtype=np.uint8)
+    first, last = starts - starts[0], ends - starts[0]
+
+    def per_record(positions: np.ndarray) -> np.ndarray:
+        return np.searchsorted(positions, last) - np.searchsorted(positions, first)
+
+    delimiters = np.flatnonzero(arr == DELIMITER_BYTE)
+    fields = per_record(delimiters) + 1
+    if b'"' in data:  # less the delimiters between each opening and closing quote
+        quotes = np.flatnonzero(arr == QUOTE)
+        opening, closing = quotes[0::2], quotes[1::2]
+        quoted = np.searchsorted(delimiters, closing) - np.searchsorted(delimiters, opening)
+        before = np.concatenate(([0], np.cumsum(quoted)))
+        fields -= before[np.searchsorted(opening, last)] - before[np.searchsorted(opening, first)]
+    if data.isascii() and b"\r" not in data and b"\x00" not in data:
+        return fields
+    trailing_cr = arr[np.maximum(last - 1, 0)] == CARRIAGE_RETURN
+    odd = per_record(np.flatnonzero((arr == CARRIAGE_RETURN) | (arr == 0) | (arr >= 0x80)))
+    return np.where(odd == trailing_cr, fields, -1)
+
+
+def _without_miscounted(buf: bytes, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray,
+                        width: int, quoted_newlines: bool
+                        ) -> tuple[pa.Table, np.ndarray, list[Reject]] | None:
+    """Where a block does not parse whole: its plain records with a wrong number of fields
+    rejected at once, the others parsed, moved together; None if there are none. A file whose
+    every line has a field too many (a trailing delimiter, say) costs this, not a reading
+    record by record (1M lines: 28 s)."""
+    counts = _field_counts(buf, starts, ends)
+    miscounted = (counts >= 0) & (counts != width)
+    if not miscounted.any():
+        return None
+    rejects = [Reject(int(lines[i]), raw_text(buf[int(starts[i]):int(ends[i])]),
+                      (wrong_field_count(width, int(counts[i])),))
+               for i in np.flatnonzero(miscounted)]
+    kept = ~miscounted
+    cuts = np.flatnonzero(miscounted)
+    if len(cuts) <= FEW_CUTS:  # the runs between them, each parsed where it lies
+        bounds = [-1, *cuts.tolist(), len(starts)]
+        runs = [slice(cut + 1, next_cut) for cut, next_cut in itertools.pairwise(bounds)
+                if next_cut > cut + 1]
+        parts = [_parse(buf, starts[run], ends[run], lines[run], width, quoted_newlines,
+                        screen=False) for run in runs]
+        for run, (_, parsed, _) in zip(runs, parts, strict=True):
+            kept[run] = parsed
+        strings = pa.concat_tables([part for part, _, _ in parts]) if parts else None
+        more = [reject for _, _, part_rejects in parts for reject in part_rejects]
+    elif kept.any():  # many: the others moved together, parsed as one
+        pieces = [buf[int(s):int(e)] for s, e in zip(starts[kept], ends[kept], strict=True)]
+        sizes = np.fromiter(map(len, pieces), np.int64, len(pieces))
+        rest_ends = np.cumsum(sizes + 1) - 1
+        strings, parsed, more = _parse(b"\n".join(pieces), rest_ends - sizes, rest_ends,
+                                       lines[kept], width, quoted_newlines, screen=False)
+        kept[kept] = parsed
+    else:
+        strings, more = None, []
+    if strings is None:
+        strings = pa.table({f"f{i}": pa.array([], pa.string()) for i in range(width)})
+    return strings, kept, sorted(rejects + more, key=lambda r: r.line)
+
+
+def wrong_field_count(width: int, found: int) -> str:
+    return f"expected {width} fields, found {found}"
 
 
 def _parse_fast(data: bytes, expected_rows: int, width: int, quoted_newlines: bool,
@@ -398,7 +482,7 @@ def _parse_slow(
                                   (f"malformed quoting: {exc}",)))
             continue
         if len(fields) != width:
-            reason = f"expected {width} fields, found {len(fields)}"
+            reason = wrong_field_count(width, len(fields))
             rejects.append(Reject(int(lines[i]), raw_text(record), (reason,)))
             continue
         kept[i] = True
