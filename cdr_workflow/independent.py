@@ -50,10 +50,10 @@ def text_amounts(path: Path, kind: Kind, skip_first_record: bool = False
               + ", ".join(f"{c!r}: 'VARCHAR'" for c in columns) + "})")
     con = _engine().cursor()  # its own session; the in-memory database is opened once
     try:
-        if not skip_first_record:  # one scan, when the first line's header is the only one
-            totals = _single_segment(con, source, path, columns, kind)
-            if totals is not None:
-                return totals
+        # one scan, when the first line's header is the only one
+        totals = _single_segment(con, source, path, columns, kind, skip_first_record)
+        if totals is not None:
+            return totals
         con.execute(f"CREATE TEMP TABLE text AS SELECT row_number() OVER () AS n, * "
                     f"FROM {source}", [str(path)])
         segments = _segments(con, columns, kind)
@@ -69,12 +69,16 @@ def text_amounts(path: Path, kind: Kind, skip_first_record: bool = False
 
 
 def _single_segment(con: duckdb.DuckDBPyConnection, source: str, path: Path,
-                    columns: list[str], kind: Kind) -> dict[AmountKey, Decimal] | None:
+                    columns: list[str], kind: Kind, skip_first_record: bool
+                    ) -> dict[AmountKey, Decimal] | None:
     """The totals in one scan, by the first line's header (or by position without one); None
-    when more header lines are met, so the file must be read segment by segment."""
+    when more header lines are met, or a first record is to be left out, so the file must be
+    read segment by segment."""
     first = _first_fields(path)
     header = {normalise(f): columns[i] for i, f in enumerate(first)}
     has_header = sum(name in _field_names(kind) for name in header) >= _header_names(columns)
+    if skip_first_record and not has_header:
+        return None
     where = header if has_header else _positional(kind, columns)
     if "amount" not in where:
         return {}

@@ -159,3 +159,25 @@ def test_a_record_whose_id_is_a_field_name_is_not_a_header_to_the_reference(tmp_
     with_header = tmp_path / "voice_2026-11-22.csv"
     with_header.write_text(PT_HEADER + "\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
     assert text_amounts(with_header, VOICE) == {("EUR", "k"): Decimal("4.5")}
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_the_reference_money_of_accepted_lines_is_the_file_s_less_its_rejected_lines(
+        tmp_path, header):
+    """The lines the reader rejected are read again apart and their money taken off the
+    file's: below its header in one scan, or by the layout a headerless file's first record
+    gives, that record itself left out."""
+    from cdr_workflow.kinds import VOICE
+    from cdr_workflow.load import accepted_text_amounts
+
+    rows = [line(pt_row(f"c{n}", Amount=amount, Currency="EUR", ApplicationKey="k"))
+            for n, amount in enumerate(["1.5", "2.25", "4", "0.125"])]
+    path = tmp_path / "voice_2026-11-21.csv"
+    path.write_text((PT_HEADER + "\n" if header else "") + "\n".join(rows) + "\n",
+                    encoding="utf-8")
+    rejected = [rows[1], rows[3]]  # the first record too where there is no header
+    if not header:
+        rejected.append(rows[0])
+    kept = Decimal("4") + (Decimal("1.5") if header else 0)
+    assert accepted_text_amounts(path, rejected, VOICE, tmp_path / "rejected.csv") == {
+        ("EUR", "k"): kept}
