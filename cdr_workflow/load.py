@@ -6,11 +6,12 @@ import bisect
 import contextlib
 import datetime as dt
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -25,15 +26,24 @@ from cdr_workflow.header import SchemaDrift
 from cdr_workflow.independent import readable_by_name, text_amounts
 from cdr_workflow.kinds import Kind
 from cdr_workflow.privacy import pseudonymise
-from cdr_workflow.reader import Chunk, Reject, raw_text, read_as_stored, read_cdr_file
+from cdr_workflow.reader import Chunk, raw_text, read_as_stored, read_cdr_file
 from cdr_workflow.sources import CdrFile, Listing, NoFileError, Source
+from cdr_workflow.spool import Spool
 from cdr_workflow.warehouse import Warehouse
-from cdr_workflow.warehouse.day_load import AmountKey, DayLoad, FileLoad, day_load
+from cdr_workflow.warehouse.day_load import (
+    REJECT_ROWS,
+    AmountKey,
+    DayLoad,
+    FileLoad,
+    day_load,
+    reject_rows,
+)
 
 T = TypeVar("T")
 
 
 PREFETCH_CHUNKS = 2  # chunks read ahead while the warehouse writes: bounds memory
+REJECTS_AT_ONCE = 100_000  # rejects read back from disk and appended together: bounds memory
 
 
 def prefetched(chunks: Iterator[T]) -> Iterator[T]:
@@ -93,20 +103,27 @@ class DayLoadResult:
 
 
 class _Chunks:
-    """A file's chunks as the rows to append; their rejects, lines read and schema drift are
-    kept as they pass (rejects are written once the rows' stream has ended)."""
+    """A file's chunks as the rows to append. Their rejects go to disk as they pass, to be
+    written once the rows' stream has ended (a file of bad lines has millions: 1M held
+    1.8 GB), with their text apart for the money reading; lines read and schema drift are
+    kept."""
 
-    def __init__(self, chunks: Iterator[Chunk], pseudonymisation_key: bytes | None):
+    def __init__(self, chunks: Iterator[Chunk], pseudonymisation_key: bytes | None,
+                 rejects: Spool, rejected_text: Path):
         self.chunks, self.key = chunks, pseudonymisation_key
-        self.rejects: list[Reject] = []
+        self.rejects, self.rejected_text = rejects, rejected_text
         self.lines_read, self.drift = 0, SchemaDrift()
 
     def rows(self) -> Iterator[pa.Table]:
-        for chunk in self.chunks:
-            self.drift = chunk.drift
-            self.rejects += chunk.rejects
-            self.lines_read += chunk.lines_read
-            yield pseudonymise(chunk.rows, self.key) if self.key else chunk.rows
+        with self.rejected_text.open("w", encoding="utf-8", newline="") as text:
+            for chunk in self.chunks:
+                self.drift = chunk.drift
+                self.lines_read += chunk.lines_read
+                if chunk.rejects:
+                    self.rejects.add(reject_rows(chunk.rejects))
+                    text.writelines(f"{r.raw_line}\n" for r in chunk.rejects
+                                    if r.raw_line is not None)
+                yield pseudonymise(chunk.rows, self.key) if self.key else chunk.rows
 
 
 @dataclass(frozen=True)
@@ -119,12 +136,18 @@ class _FileRead:
 
     def record(self, load: DayLoad, kind: Kind, day: dt.date, pseudonymised: bool) -> None:
         """Its rejects (without their text when pseudonymised) and its line in the ledger."""
-        name, rejects = self.cdr_file.relative_path, self.chunks.rejects
-        load.add_rejects(name, [replace(r, raw_line=None) for r in rejects]
-                         if pseudonymised else rejects)
+        name = self.cdr_file.relative_path
+        load.add_rejects(name, (_withheld(rows) if pseudonymised else rows
+                                for rows in self.chunks.rejects.tables(REJECTS_AT_ONCE)))
         load.add_file(FileLoad(kind.name, day, name, self.cdr_file.uri, self.cdr_file.size_bytes,
                                self.cdr_file.fingerprint, self.chunks.lines_read,
                                schema_drift=self.chunks.drift), self.amounts)
+
+
+def _withheld(rejects: pa.Table) -> pa.Table:
+    """Rejects without their text."""
+    return rejects.set_column(rejects.schema.get_field_index("raw_line"), "raw_line",
+                              pa.nulls(rejects.num_rows, pa.string()))
 
 
 def find_day_files(source: Source, kind: Kind, day: dt.date,
@@ -146,6 +169,7 @@ def load_day(
     """
     files = find_day_files(source, kind, day, listing)
     with tempfile.TemporaryDirectory(prefix="cdr-text-") as scratch, \
+            contextlib.ExitStack() as spools, \
             ThreadPoolExecutor(1, thread_name_prefix="cdr-amounts") as reference, \
             day_load(warehouse, kind, day, load_id) as load:
         texts: dict[str, TextCopy] = {}  # each file's text: for DuckDB, duplicates' evidence
@@ -161,13 +185,14 @@ def load_day(
                         contextlib.closing(prefetched(read_cdr_file(
                             stream, cdr_file.relative_path, kind, copy_to=text,
                             unique_ids=False))) as chunks_read:
-                    chunks = _Chunks(chunks_read, pseudonymisation_key)
+                    chunks = _Chunks(chunks_read, pseudonymisation_key,
+                                     spools.enter_context(Spool(REJECT_ROWS)),
+                                     Path(scratch) / f"{index}-rejected.txt")
                     for rows in chunks.rows():
                         yield cdr_file.relative_path, rows
-                rejected = [r.raw_line for r in chunks.rejects if r.raw_line is not None]
                 # its money is read while the next files stream
                 read.append(_FileRead(cdr_file, chunks, reference.submit(text.read, partial(
-                    accepted_text_amounts, rejected=rejected, kind=kind,
+                    accepted_text_amounts, rejected=chunks.rejected_text, kind=kind,
                     scratch=Path(scratch) / f"{index}-rejected.csv"))))
 
         # closed at once if the append fails: the reading stops too
@@ -178,19 +203,21 @@ def load_day(
     return DayLoadResult(kind, day, load.files)
 
 
-def accepted_text_amounts(text: Path, rejected: list[str], kind: Kind, scratch: Path
+def accepted_text_amounts(text: Path, rejected: Path, kind: Kind, scratch: Path
                           ) -> dict[AmountKey, Decimal]:
     """What the file's text holds for the lines the reader accepted, by DuckDB's reading:
-    all of the text less the rejected lines, read below the file's first line that is not
-    blank (its header; a first record is left out again). A rejected line below a header met
-    again mid-file is read by the first header's columns; the rejected lines are written to
-    `scratch` for that reading."""
+    all of the text less the rejected lines (`rejected`: their text, a line each), read below
+    the file's first line that is not blank (its header; a first record is left out again).
+    A rejected line below a header met again mid-file is read by the first header's columns;
+    the header and the rejected lines are written to `scratch` for that reading."""
     total = text_amounts(text, kind)
-    if not rejected or not total:
+    if not rejected.stat().st_size or not total:
         return total
     with text.open("rb") as f:
         first = next((line for line in f if line.strip()), b"")  # the header, if any
-    scratch.write_bytes(first + "".join(f"{line}\n" for line in rejected).encode())
+    with scratch.open("wb") as out, rejected.open("rb") as lines:
+        out.write(first)
+        shutil.copyfileobj(lines, out)
     for key, amount in text_amounts(scratch, kind, skip_first_record=True).items():
         total[key] = total.get(key, Decimal(0)) - amount
     return {key: amount for key, amount in total.items() if amount}

@@ -178,6 +178,8 @@ def test_the_reference_money_of_accepted_lines_is_the_file_s_less_its_rejected_l
     rejected = [rows[1], rows[3]]  # the first record too where there is no header
     if not header:
         rejected.append(rows[0])
+    lines = tmp_path / "rejected.txt"
+    lines.write_text("".join(f"{text}\n" for text in rejected), encoding="utf-8")
     kept = Decimal("4") + (Decimal("1.5") if header else 0)
-    assert accepted_text_amounts(path, rejected, VOICE, tmp_path / "rejected.csv") == {
+    assert accepted_text_amounts(path, lines, VOICE, tmp_path / "rejected.csv") == {
         ("EUR", "k"): kept}

@@ -450,3 +450,32 @@ def test_postgres_loads_of_a_kind_take_turns(warehouse_url, source):
     other.join(timeout=60)
     assert "error" not in second, second.get("error")
     assert warehouse.query("SELECT call_id, load_id FROM voice_cdrs") == [("a", "run-2")]
+
+
+@pytest.mark.parametrize("pseudonymised", [False, True])
+def test_many_rejects_of_a_file_land_whole_from_disk(warehouse, source, monkeypatch,
+                                                      pseudonymised):
+    """A file's rejects wait on disk until its rows are in, and are appended in tables of a
+    bounded size: every one lands with its line, reason and (unless the numbers are
+    pseudonymised) its text, and the file's money less theirs is what was loaded."""
+    import functools
+
+    import cdr_workflow.load as load
+    from cdr_workflow.reader import read_cdr_file
+
+    monkeypatch.setattr(load, "REJECTS_AT_ONCE", 3)  # and blocks of a few lines each
+    monkeypatch.setattr(load, "read_cdr_file", functools.partial(read_cdr_file,
+                                                                 block_bytes=500))
+    rows = [pt_row(f"c{n}", Amount="1.5") for n in range(20)]
+    text = [line(r) + (";" if n % 2 else "") for n, r in enumerate(rows)]  # a field too many
+    path = source.drop_dir / "voice_2026-11-21.csv"
+    path.write_text(PT_HEADER + "\n" + "".join(f"{t}\n" for t in text), encoding="utf-8")
+    result = load_day(source, warehouse, VOICE, DAY, "run-1",
+                      pseudonymisation_key=b"k" * 32 if pseudonymised else None)
+    assert (result.rows_loaded, result.rows_rejected) == (10, 10)
+    rejects = warehouse.query("SELECT source_line, raw_line, reasons FROM cdr_rejects "
+                              "ORDER BY source_line")
+    assert rejects == [(n + 2, None if pseudonymised else text[n], "expected 15 fields, found 16")
+                       for n in range(1, 20, 2)]
+    ((totals,),) = warehouse.query("SELECT amount_totals FROM cdr_files")
+    assert decode_amounts(totals) == {("EUR", "app-1"): Decimal("15")}

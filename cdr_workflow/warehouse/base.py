@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
 
+from cdr_workflow.spool import grouped
 from cdr_workflow.warehouse.tables import ALL_TABLES, Table
 
 STREAM_APPEND_ROWS = 2 * 122_880  # rows per append when a stream is appended in parts
@@ -158,21 +159,6 @@ class Warehouse(ABC):
                          tuple(where.values()))
             if rows.num_rows:
                 self.append(con, table.name, rows)
-
-
-def grouped(batches: Iterable[pa.RecordBatch], schema: pa.Schema, rows: int
-            ) -> Iterator[pa.Table]:
-    """Batches gathered into tables of at least `rows` rows (the last may have fewer)."""
-    pending: list[pa.RecordBatch] = []
-    count = 0
-    for batch in batches:
-        pending.append(batch)
-        count += batch.num_rows
-        if count >= rows:
-            yield pa.Table.from_batches(pending, schema)
-            pending, count = [], 0
-    if pending:
-        yield pa.Table.from_batches(pending, schema)
 
 
 def among_days(column: str, days: list[dt.date] | None) -> tuple[str, tuple[dt.date, ...]]:

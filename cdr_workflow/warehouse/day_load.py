@@ -15,7 +15,6 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -31,7 +30,8 @@ from cdr_workflow.header import SchemaDrift
 from cdr_workflow.kinds import Kind
 from cdr_workflow.reader import Reject, without_rows
 from cdr_workflow.seen_ids import SeenIds, id_hashes, stored_id_hashes
-from cdr_workflow.warehouse.base import Warehouse, among_days, as_date, grouped
+from cdr_workflow.spool import Spool
+from cdr_workflow.warehouse.base import Warehouse, among_days, as_date
 from cdr_workflow.warehouse.tables import FILES, HELD_TABLES, REJECTS, table_of
 
 DUPLICATE_OTHER_DAY = "duplicate id, already loaded for another day"
@@ -112,7 +112,7 @@ class DayLoad:
         (DuckDB would rewrite the whole appended day at commit). Other days' copies: see
         `finish`."""
         failure: list[Exception] = []  # the reader's error, as the engine sees another
-        with _Spool(self.table.arrow_schema) as candidates:
+        with Spool(self.table.arrow_schema) as candidates:
 
             def first_copies() -> Iterator[pa.RecordBatch]:
                 try:
@@ -218,14 +218,19 @@ class DayLoad:
                     money[(currency, app_key)] = (money.get((currency, app_key), Decimal(0))
                                                   + amount)
 
-    def add_rejects(self, source_file: str, rejects: list[Reject]) -> None:
-        if not rejects:
-            return
-        self.warehouse.append(self.con, REJECTS.name, REJECTS.rows(
-            [{"source_line": r.line, "raw_line": r.raw_line, "reasons": "; ".join(r.reasons)}
-             for r in rejects],
-            {"kind": self.kind.name, "cdr_date": self.day, "source_file": source_file,
-             "load_id": self.load_id}))
+    def add_rejects(self, source_file: str, rejects: list[Reject] | Iterable[pa.Table]
+                    ) -> None:
+        """Rejects of a file, as `Reject`s or as tables of their `reject_rows`, appended in
+        one statement."""
+        if isinstance(rejects, list):
+            if not rejects:
+                return
+            rejects = [reject_rows(rejects)]
+        constants = {"kind": self.kind.name, "cdr_date": self.day, "source_file": source_file,
+                     "load_id": self.load_id}
+        self.warehouse.append_stream(self.con, REJECTS.name, pa.RecordBatchReader.from_batches(
+            REJECTS.arrow_schema, (batch for rows in rejects
+                                   for batch in REJECTS.rows_of(rows, constants).to_batches())))
 
     def add_file(self, file: FileLoad,
                  amounts: Future[dict[AmountKey, Decimal]] | None = None) -> None:
@@ -400,6 +405,18 @@ class DayLoad:
         return file
 
 
+REJECT_ROWS = pa.schema([("source_line", pa.int64()), ("raw_line", pa.string()),
+                         ("reasons", pa.string())])
+
+
+def reject_rows(rejects: list[Reject]) -> pa.Table:
+    """Rejects as the columns of `cdr_rejects` they fill (their reasons `; `-separated)."""
+    return pa.Table.from_arrays([
+        pa.array([r.line for r in rejects], pa.int64()),
+        pa.array([r.raw_line for r in rejects], pa.string()),
+        pa.array(["; ".join(r.reasons) for r in rejects], pa.string())], schema=REJECT_ROWS)
+
+
 def _by_file(rows: pa.Table) -> Iterator[tuple[str, pa.Table]]:
     """The rows in runs of one source file, in their order."""
     if not rows.num_rows:
@@ -409,35 +426,6 @@ def _by_file(rows: pa.Table) -> Iterator[tuple[str, pa.Table]]:
     bounds = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist(), len(codes)]
     for start, end in itertools.pairwise(bounds):
         yield files.dictionary[int(codes[start])].as_py(), rows.slice(start, end - start)
-
-
-class _Spool:
-    """Rows written to a temporary file as they come, read back a bounded number at a time."""
-
-    def __init__(self, schema: pa.Schema):
-        self.schema, self.rows = schema, 0
-        self._file = tempfile.TemporaryFile(prefix="cdr-spool-")  # noqa: SIM115 - see __exit__
-        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
-
-    def add(self, rows: pa.Table) -> None:
-        if self._writer is None:
-            self._writer = pa.ipc.new_stream(self._file, self.schema)
-        self._writer.write_table(rows)
-        self.rows += rows.num_rows
-
-    def tables(self, rows_each: int) -> Iterator[pa.Table]:
-        """The rows spooled, in tables of about `rows_each` rows."""
-        if self._writer is None:
-            return
-        self._writer.close()
-        self._file.seek(0)
-        yield from grouped(pa.ipc.open_stream(self._file), self.schema, rows_each)
-
-    def __enter__(self) -> _Spool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._file.close()
 
 
 def encode_amounts(totals: dict[AmountKey, Decimal]) -> str:

@@ -74,6 +74,15 @@ class Table:
                       else [r.get(c.name) for r in records], c.type) for c in self.columns],
             schema=self.arrow_schema)
 
+    def rows_of(self, columns: pa.Table, constants: Mapping[str, Any]) -> pa.Table:
+        """Arrow rows of this table from Arrow `columns` (by name), `constants` filling the
+        others with one value for every row (null where neither gives a column)."""
+        n = columns.num_rows
+        return pa.Table.from_arrays(
+            [columns.column(c.name) if c.name in columns.column_names
+             else pa.repeat(pa.scalar(constants.get(c.name), c.type), n) for c in self.columns],
+            schema=self.arrow_schema)
+
 
 TEXT, INT, DATE, FLOAT, BOOL = pa.string(), pa.int64(), pa.date32(), pa.float64(), pa.bool_()
 
