@@ -7,7 +7,9 @@ DuckDB's own loader on each file, all measured in the same run.
 The file is the ingest benchmark's (Sinch ids, a bad line every 10,000 lines, a duplicate id
 every 50,000); `--broken` of its lines are then cut short by their last field (rejected), or
 get `5" screen` as their free-text `Custom` field (a quote inside a field is a letter: loaded).
-Each load is `load_day` on DuckDB in a fresh process. Prints one JSON object.
+A fourth file has a delimiter at the end of every line (a field too many: every line is
+rejected), which a CSV export can do to a whole delivery. Each load is `load_day` on DuckDB in
+a fresh process, with its peak memory. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -25,8 +27,13 @@ STRAY_QUOTE = b'5" screen'
 
 
 def break_lines(path: Path, how: str, count: int, seed: int = 1) -> int:
-    """Break `count` lines of the file (with a header) in place; returns how many."""
+    """Break `count` lines of the file (with a header) in place, or every line (`trailing`);
+    returns how many."""
     lines = path.read_bytes().split(b"\n")
+    if how == "trailing":
+        lines[1:] = [text + b";" if text else text for text in lines[1:]]
+        path.write_bytes(b"\n".join(lines))
+        return sum(1 for text in lines[1:] if text)
     custom = lines[0].split(b";").index(b"Custom")
     plain = [n for n in range(1, len(lines)) if lines[n] and b'"' not in lines[n]]
     for n in Random(seed).sample(plain, count):
@@ -54,7 +61,7 @@ def main() -> None:
     write_voice_file(source, args.rows, DAY)
     inject_faults(source, 10_000, 50_000, sinch_ids=True)
     report: dict[str, dict] = {}
-    for how in ("none", "cut", "quote"):
+    for how in ("none", "cut", "quote", "trailing"):
         path = workdir / how / "drop" / f"voice_{DAY.isoformat()}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, path)

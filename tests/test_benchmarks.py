@@ -98,4 +98,5 @@ def test_broken_lines_benchmark_loads_each_file_with_its_broken_lines_accounted_
     assert {how: (figures["broken_lines"], figures["rows"], figures["rows_rejected"])
             for how, figures in report.items()} == {
         "none": (0, 20000, rejected), "cut": (5, 20000, rejected + 5),
-        "quote": (5, 20000, rejected)}  # a quote inside a field is a letter: loaded
+        "quote": (5, 20000, rejected),  # a quote inside a field is a letter: loaded
+        "trailing": (20000, 20000, 20000)}  # a field too many on every line
