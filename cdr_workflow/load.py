@@ -136,9 +136,11 @@ class _FileRead:
 
     def record(self, load: DayLoad, kind: Kind, day: dt.date, pseudonymised: bool) -> None:
         """Its rejects (without their text when pseudonymised) and its line in the ledger."""
-        name = self.cdr_file.relative_path
-        load.add_rejects(name, (_withheld(rows) if pseudonymised else rows
-                                for rows in self.chunks.rejects.tables(REJECTS_AT_ONCE)))
+        name, rejects = self.cdr_file.relative_path, self.chunks.rejects
+        if rejects.rows:
+            load.add_rejects(name, (_withheld(rows) if pseudonymised else rows
+                                    for rows in rejects.tables(REJECTS_AT_ONCE)))
+        rejects.close()
         load.add_file(FileLoad(kind.name, day, name, self.cdr_file.uri, self.cdr_file.size_bytes,
                                self.cdr_file.fingerprint, self.chunks.lines_read,
                                schema_drift=self.chunks.drift), self.amounts)
@@ -187,13 +189,13 @@ def load_day(
                             unique_ids=False))) as chunks_read:
                     chunks = _Chunks(chunks_read, pseudonymisation_key,
                                      spools.enter_context(Spool(REJECT_ROWS)),
-                                     Path(scratch) / f"{index}-rejected.txt")
+                                     Path(scratch) / f"{index}-rejected-lines.txt")
                     for rows in chunks.rows():
                         yield cdr_file.relative_path, rows
                 # its money is read while the next files stream
                 read.append(_FileRead(cdr_file, chunks, reference.submit(text.read, partial(
                     accepted_text_amounts, rejected=chunks.rejected_text, kind=kind,
-                    scratch=Path(scratch) / f"{index}-rejected.csv"))))
+                    scratch=Path(scratch) / f"{index}-rejected-below-header.csv"))))
 
         # closed at once if the append fails: the reading stops too
         with contextlib.closing(rows_of_files()) as rows:

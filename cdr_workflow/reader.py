@@ -3,8 +3,9 @@
 Pure Python, no Dagster. The file is streamed in blocks of whole records, so memory depends on
 the block size, not the file size. Each block takes a fast path (numpy finds the record
 boundaries, pyarrow parses, vectorised checks type it, pandera validates it); where pyarrow
-cannot parse it as a whole (wrong field counts, stray quotes, bytes that are not UTF-8), its
-halves are parsed, down to a few records read one by one by Python's csv module.
+cannot parse it as a whole, its records with a wrong field count are rejected first (counted
+with numpy), and the rest in halves (stray quotes, bytes that are not UTF-8), down to a few
+records read one by one by Python's csv module, whose reading is the reference.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from cdr_workflow.kinds import Kind, kind_of
 from cdr_workflow.records import (
     CARRIAGE_RETURN,
     DELIMITER_BYTE,
+    NEWLINE,
     QUOTE,
     Records,
     find_records,
@@ -52,6 +54,8 @@ PARSE_BLOCK_BYTES = 1024 * 1024  # pyarrow's unit of parallel parsing
 MAX_RECORD_BYTES = 64 * 1024 * 1024  # a record longer than this means an unterminated quote
 FEW_CUTS = 64  # rows left out of a table beyond which one filtering copy beats many slices
 FEW_RECORDS = 64  # records read one by one where pyarrow cannot parse them together
+FEW_RUNS = 64  # records set apart beyond which the others are moved together and parsed once
+# (an 8 MiB block's 48k records: 17 ms) rather than run by run (a pyarrow call: 0.2 ms)
 HELD_ROWS = 50_000  # suspect rows held for one run of the schema (a bad file has many)
 READ_THREADS = min(4, os.cpu_count() or 1)  # blocks typed at once, up to 4 cores (pyarrow
 # frees the GIL); each block in flight holds its bytes and typed rows
@@ -301,8 +305,7 @@ def _read_block(buf: bytes, records: Records, column_map: ColumnMap, unique_ids:
     """The block's rows that typed and pass every rule, with the rejects of those that did not
     type; and the rows that may break a rule, for the schema to judge."""
     starts, ends, lines = records.starts, records.ends, records.lines
-    strings, kept, rejects = _parse(buf, starts, ends, lines, column_map.width,
-                                    records.quoted_newlines, records.well_formed)
+    strings, kept, rejects = _parse_block(buf, records, column_map.width)
     if not kept.all():
         starts, ends, lines = starts[kept], ends[kept], lines[kept]
     typed, reasons = typed_columns(strings, column_map, may_hold_nul=b"\x00" in buf)
@@ -328,22 +331,44 @@ def without_rows(rows: pa.Table, left_out: np.ndarray) -> pa.Table:
         return rows
     if len(cuts) > FEW_CUTS:
         return rows.filter(pa.array(~left_out))
-    bounds = [-1, *cuts.tolist(), rows.num_rows]
-    kept = [rows.slice(cut + 1, next_cut - cut - 1)
-            for cut, next_cut in itertools.pairwise(bounds) if next_cut > cut + 1]
+    kept = [rows.slice(run.start, run.stop - run.start) for run in runs_between(cuts, len(rows))]
     return pa.concat_tables(kept) if kept else rows.slice(0, 0)
 
 
+def runs_between(cuts: np.ndarray, size: int) -> list[slice]:
+    """The non-empty runs of positions below `size` between the (sorted) `cuts`."""
+    bounds = [-1, *cuts.tolist(), size]
+    return [slice(cut + 1, next_cut) for cut, next_cut in itertools.pairwise(bounds)
+            if next_cut > cut + 1]
+
+
+Parsed = tuple[pa.Table, np.ndarray, list[Reject]]  # strings of the records kept, which, rejects
+
+
+def _parse_block(buf: bytes, records: Records, width: int) -> Parsed:
+    """A block's records as `_parse` reads them, but those with a carriage return not followed
+    by a line feed, read one by one: pyarrow would end a line there, the csv module does
+    not."""
+    starts, ends, lines = records.starts, records.ends, records.lines
+    data = buf[int(starts[0]):int(ends[-1])]
+    if b"\r" in data:
+        bare = _bare_carriage_returns(data, starts - starts[0], ends - starts[0])
+        if bare.any():
+            return _parse_apart(buf, starts, ends, lines, width, records.quoted_newlines, bare)
+    return _parse(buf, starts, ends, lines, width, records.quoted_newlines,
+                  records.well_formed, screen=records.well_formed)
+
+
 def _parse(buf: bytes, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray, width: int,
-           quoted_newlines: bool, quotes_well_formed: bool | None = None, screen: bool = True
-           ) -> tuple[pa.Table, np.ndarray, list[Reject]]:
+           quoted_newlines: bool, quotes_well_formed: bool | None = None,
+           screen: bool = False) -> Parsed:
     """All fields as strings, the records kept, and a reject for each other. pyarrow parses
     records whose quotes are well formed (it is lenient: with a stray quote only the strict
     parser reads every record alike); where it cannot (a stray quote, a line cut short,
     bytes that are not UTF-8), each half of the records is parsed, down to a few read one by
     one. A bad line costs its block about two parses, not a record-by-record reading (48k
-    records: 1 s). Where the quotes are well formed, lines with a wrong number of fields are
-    `screen`ed out first, once."""
+    records: 1 s). `screen`: the records were found by quote parity, so a wrong number of
+    fields can be counted first (see `_without_miscounted`)."""
     data = buf[int(starts[0]):int(ends[-1])]
     if quotes_well_formed is None:
         quotes_well_formed = well_formed(data)
@@ -353,25 +378,32 @@ def _parse(buf: bytes, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray, 
             return fast, np.ones(len(starts), dtype=bool), []
     if len(starts) <= FEW_RECORDS:
         return _parse_slow(buf, starts, ends, lines, width)
-    if screen and quotes_well_formed:  # it does not parse whole: a wrong number of fields?
-        screened = _without_miscounted(buf, starts, ends, lines, width, quoted_newlines)
-        if screened:
+    if screen:
+        screened = _without_miscounted(buf, data, starts, ends, lines, width, quoted_newlines)
+        if screened is not None:
             return screened
-    halves = [_parse(buf, starts[part], ends[part], lines[part], width, quoted_newlines,
-                     screen=screen and not quotes_well_formed)
+    halves = [_parse(buf, starts[part], ends[part], lines[part], width, quoted_newlines)
               for part in (slice(None, len(starts) // 2), slice(len(starts) // 2, None))]
     return (pa.concat_tables([strings for strings, _, _ in halves]),
             np.concatenate([kept for _, kept, _ in halves]),
             [reject for _, _, rejects in halves for reject in rejects])
 
 
-def _field_counts(buf: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Each record's number of fields, counted with numpy where the csv module reads it so:
-    the delimiters outside quotes (well formed: they pair up), in records without a carriage
-    return but their last byte, a NUL or a byte beyond ASCII (-1 for the others)."""
-    data = buf[int(starts[0]):int(ends[-1])]
+def _bare_carriage_returns(data: bytes, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Which records (at `first`:`last` in `data`) hold a carriage return not followed by a
+    line feed, where the csv module sees a broken line and pyarrow the end of one."""
     arr = np.frombuffer(data, dtype=np.uint8)
-    first, last = starts - starts[0], ends - starts[0]
+    returns = np.flatnonzero(arr[:-1] == CARRIAGE_RETURN)
+    bare = returns[arr[returns + 1] != NEWLINE]
+    return np.searchsorted(bare, last) - np.searchsorted(bare, first) > 0
+
+
+def _field_counts(data: bytes, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Each record's number of fields (records at `first`:`last` in `data`, found by quote
+    parity), counted with numpy where the csv module reads it so: the delimiters outside
+    quotes, in records without a NUL or a byte beyond ASCII (-1 for the others, whose reason
+    may be another)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
 
     def per_record(positions: np.ndarray) -> np.ndarray:
         return np.searchsorted(positions, last) - np.searchsorted(positions, first)
@@ -384,51 +416,65 @@ def _field_counts(buf: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarra
         quoted = np.searchsorted(delimiters, closing) - np.searchsorted(delimiters, opening)
         before = np.concatenate(([0], np.cumsum(quoted)))
         fields -= before[np.searchsorted(opening, last)] - before[np.searchsorted(opening, first)]
-    if data.isascii() and b"\r" not in data and b"\x00" not in data:
+    if data.isascii() and b"\x00" not in data:
         return fields
-    trailing_cr = arr[np.maximum(last - 1, 0)] == CARRIAGE_RETURN
-    odd = per_record(np.flatnonzero((arr == CARRIAGE_RETURN) | (arr == 0) | (arr >= 0x80)))
-    return np.where(odd == trailing_cr, fields, -1)
+    unusual = per_record(np.flatnonzero((arr == 0) | (arr >= 0x80)))
+    return np.where(unusual == 0, fields, -1)
 
 
-def _without_miscounted(buf: bytes, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray,
-                        width: int, quoted_newlines: bool
-                        ) -> tuple[pa.Table, np.ndarray, list[Reject]] | None:
-    """Where a block does not parse whole: its plain records with a wrong number of fields
-    rejected at once, the others parsed, moved together; None if there are none. A file whose
-    every line has a field too many (a trailing delimiter, say) costs this, not a reading
-    record by record (1M lines: 28 s)."""
-    counts = _field_counts(buf, starts, ends)
+def _without_miscounted(buf: bytes, data: bytes, starts: np.ndarray, ends: np.ndarray,
+                        lines: np.ndarray, width: int, quoted_newlines: bool) -> Parsed | None:
+    """A block that does not parse whole: its lines with another number of fields rejected
+    at once, the others parsed; None if there are none. A file whose every line has a field
+    too many (a trailing delimiter, say) costs this, not a reading record by record (1M
+    lines: 28 s)."""
+    counts = _field_counts(data, starts - starts[0], ends - starts[0])
     miscounted = (counts >= 0) & (counts != width)
     if not miscounted.any():
         return None
-    rejects = [Reject(int(lines[i]), raw_text(buf[int(starts[i]):int(ends[i])]),
-                      (wrong_field_count(width, int(counts[i])),))
-               for i in np.flatnonzero(miscounted)]
-    kept = ~miscounted
-    cuts = np.flatnonzero(miscounted)
-    if len(cuts) <= FEW_CUTS:  # the runs between them, each parsed where it lies
-        bounds = [-1, *cuts.tolist(), len(starts)]
-        runs = [slice(cut + 1, next_cut) for cut, next_cut in itertools.pairwise(bounds)
-                if next_cut > cut + 1]
-        parts = [_parse(buf, starts[run], ends[run], lines[run], width, quoted_newlines,
-                        screen=False) for run in runs]
-        for run, (_, parsed, _) in zip(runs, parts, strict=True):
-            kept[run] = parsed
-        strings = pa.concat_tables([part for part, _, _ in parts]) if parts else None
-        more = [reject for _, _, part_rejects in parts for reject in part_rejects]
-    elif kept.any():  # many: the others moved together, parsed as one
-        pieces = [buf[int(s):int(e)] for s, e in zip(starts[kept], ends[kept], strict=True)]
+    strings, kept, rejects = _parse_apart(buf, starts, ends, lines, width, quoted_newlines,
+                                          miscounted, read_apart=False)
+    rejects += [Reject(int(lines[i]), raw_text(buf[int(starts[i]):int(ends[i])]),
+                       (wrong_field_count(width, int(counts[i])),))
+                for i in np.flatnonzero(miscounted)]
+    return strings, kept, sorted(rejects, key=lambda r: r.line)
+
+
+def _parse_apart(buf: bytes, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray,
+                 width: int, quoted_newlines: bool, apart: np.ndarray, read_apart: bool = True
+                 ) -> Parsed:
+    """The records but those `apart` parsed (the runs between them where they lie, or, with
+    many, moved together), and those apart read one by one (unless `read_apart` is False:
+    the caller rejects them); rows in the records' order."""
+    cuts, others = np.flatnonzero(apart), np.flatnonzero(~apart)
+    parts: list[tuple[np.ndarray, Parsed]] = []
+    if len(cuts) <= FEW_RUNS:
+        parts += [(np.arange(len(starts))[run], _parse(buf, starts[run], ends[run], lines[run],
+                                                       width, quoted_newlines))
+                  for run in runs_between(cuts, len(starts))]
+    elif len(others):
+        pieces = [buf[int(s):int(e)] for s, e in zip(starts[others], ends[others], strict=True)]
         sizes = np.fromiter(map(len, pieces), np.int64, len(pieces))
-        rest_ends = np.cumsum(sizes + 1) - 1
-        strings, parsed, more = _parse(b"\n".join(pieces), rest_ends - sizes, rest_ends,
-                                       lines[kept], width, quoted_newlines, screen=False)
-        kept[kept] = parsed
-    else:
-        strings, more = None, []
-    if strings is None:
-        strings = pa.table({f"f{i}": pa.array([], pa.string()) for i in range(width)})
-    return strings, kept, sorted(rejects + more, key=lambda r: r.line)
+        moved_ends = np.cumsum(sizes + 1) - 1
+        parts.append((others, _parse(b"\n".join(pieces), moved_ends - sizes, moved_ends,
+                                     lines[others], width, quoted_newlines)))
+    if read_apart:
+        parts.append((cuts, _parse_slow(buf, starts[cuts], ends[cuts], lines[cuts], width)))
+    kept = np.zeros(len(starts), dtype=bool)
+    rows: list[np.ndarray] = []  # the record of each row, part by part
+    for records, (_, part_kept, _) in parts:
+        kept[records] = part_kept
+        rows.append(records[part_kept])
+    strings = pa.concat_tables([strings for _, (strings, _, _) in parts] or [_no_fields(width)])
+    order = np.argsort(np.concatenate(rows or [np.zeros(0, np.int64)]), kind="stable")
+    if not np.array_equal(order, np.arange(len(order))):
+        strings = strings.take(pa.array(order))
+    rejects = sorted((r for _, (_, _, part) in parts for r in part), key=lambda r: r.line)
+    return strings, kept, rejects
+
+
+def _no_fields(width: int) -> pa.Table:
+    return pa.table({f"f{i}": pa.array([], pa.string()) for i in range(width)})
 
 
 def wrong_field_count(width: int, found: int) -> str:

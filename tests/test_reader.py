@@ -194,17 +194,20 @@ def test_lines_cut_short_not_utf8_or_with_a_stray_quote_in_a_long_block_cost_onl
 @pytest.mark.parametrize("stray_quote", [False, True])
 def test_lines_with_a_wrong_field_count_are_screened_as_read_one_by_one(stray_quote):
     """A block that does not parse whole has its lines with another number of fields
-    rejected at once (a file of trailing delimiters costs seconds, not minutes): with the
-    same verdict, reason and text as the record-by-record reading, quoted delimiters, carriage
-    returns, text beyond ASCII and bytes that are not UTF-8 included."""
-    from cdr_workflow.reader import _parse, _parse_slow
+    rejected at once (a file of trailing delimiters costs seconds, not minutes), and lines
+    with a carriage return inside are read one by one: with the same verdicts, reasons, text
+    and rows as the record-by-record reading, quoted delimiters, text beyond ASCII and bytes
+    that are not UTF-8 included."""
+    from cdr_workflow.reader import _parse_block, _parse_slow
     from cdr_workflow.records import find_records
 
     quoted = '"note=""a;b"""'
     kinds = [line(pt_row("good")), line(pt_row("quoted", Custom=quoted)),
              line(pt_row("trailing")) + ";", line(pt_row("trailing-quoted", Custom=quoted)) + ";",
              line(pt_row("short")).rsplit(";", 1)[0], line(pt_row("crlf")) + ";x\r",
-             line(pt_row("accent", Custom="café")) + ";", line(pt_row("empty-last")) + ";;"]
+             line(pt_row("accent", Custom="café")) + ";", line(pt_row("empty-last")) + ";;",
+             line(pt_row("bare-cr", Custom="a\rb")), line(pt_row("quoted-cr", Custom='"a\rb"')),
+             line(pt_row("bare-cr-trailing", Custom="a\rb")) + ";"]
     records = [text.encode() for text in kinds * 20]
     records.append(line(pt_row("latin", Custom="caf\xe9")).encode("latin-1") + b";")
     if stray_quote:
@@ -213,12 +216,12 @@ def test_lines_with_a_wrong_field_count_are_screened_as_read_one_by_one(stray_qu
     found = find_records(data, True, 0, 15)
     args = (data, found.starts, found.ends, found.lines, 15)
 
-    screened, kept, rejects = _parse(*args, found.quoted_newlines)
+    screened, kept, rejects = _parse_block(data, found, 15)
     one_by_one, kept_one_by_one, rejects_one_by_one = _parse_slow(*args)
     assert screened.to_pylist() == one_by_one.to_pylist()
     assert kept.tolist() == kept_one_by_one.tolist()
     assert rejects == rejects_one_by_one
-    assert sum(kept) == 40 and len(rejects) == len(records) - 40
+    assert sum(kept) == 60 and len(rejects) == len(records) - 60  # good, quoted, quoted-cr
 
 
 def test_bytes_that_are_not_utf8_reject_the_line():
