@@ -350,8 +350,8 @@ def _parse_block(buf: bytes, records: Records, width: int) -> Parsed:
     by a line feed, read one by one: pyarrow would end a line there, the csv module does
     not."""
     starts, ends, lines = records.starts, records.ends, records.lines
-    data = buf[int(starts[0]):int(ends[-1])]
-    if b"\r" in data:
+    if buf.find(b"\r", int(starts[0]), int(ends[-1])) >= 0:
+        data = buf[int(starts[0]):int(ends[-1])]
         bare = _bare_carriage_returns(data, starts - starts[0], ends - starts[0])
         if bare.any():
             return _parse_apart(buf, starts, ends, lines, width, records.quoted_newlines, bare)
