@@ -449,8 +449,8 @@ def _parse_apart(buf: bytes, starts: np.ndarray, ends: np.ndarray, lines: np.nda
     cuts, others = np.flatnonzero(apart), np.flatnonzero(~apart)
     parts: list[tuple[np.ndarray, Parsed]] = []
     if len(cuts) <= FEW_RUNS:
-        parts += [(np.arange(len(starts))[run], _parse(buf, starts[run], ends[run], lines[run],
-                                                       width, quoted_newlines))
+        parts += [(np.arange(run.start, run.stop), _parse(buf, starts[run], ends[run],
+                                                          lines[run], width, quoted_newlines))
                   for run in runs_between(cuts, len(starts))]
     elif len(others):
         pieces = [buf[int(s):int(e)] for s, e in zip(starts[others], ends[others], strict=True)]
