@@ -199,15 +199,20 @@ def test_a_day_with_no_file_names_the_folder_and_pattern(warehouse, source):
 
 
 def test_late_records_and_missing_days_reach_the_facts(warehouse, source):
-    write(source, "voice_2026-11-21.csv",
-          [pt_row("a"), pt_row("late", CallTime="2026-11-20T23:00:00Z", AnswerTime="")])
+    # the UTC day's bounds: its first and last microsecond are the day's, a time with an
+    # offset is placed by its UTC instant
+    times = {"first": "2026-11-21T00:00:00Z", "last": "2026-11-21T23:59:59.999999Z",
+             "before": "2026-11-20T23:59:59.999999Z", "offset": "2026-11-21T01:00:00+02:00",
+             "after": "2026-11-22T00:00:00Z"}
+    write(source, "voice_2026-11-21.csv", [pt_row("a")] + [
+        pt_row(name, CallTime=time, AnswerTime="") for name, time in times.items()])
     load_day(source, warehouse, VOICE, DAY, "run-1")
     facts = read_day_facts(warehouse, VOICE, DAY, dt.date(2026, 11, 18))
-    assert facts.late_before == 1 and facts.late_after == 0
+    assert facts.late_before == 2 and facts.late_after == 1
     assert facts.missing_days_before == [dt.date(2026, 11, 18), dt.date(2026, 11, 19),
                                          dt.date(2026, 11, 20)]
     assert facts.file_amounts == facts.warehouse_amounts == {
-        ("EUR", "app-1"): Decimal("0.025")}
+        ("EUR", "app-1"): Decimal("0.0125") * 6}
 
 
 def test_a_call_is_in_the_warehouse_once_whatever_the_order_of_deliveries(warehouse, source):
