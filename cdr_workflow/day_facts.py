@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from cdr_workflow.kinds import Kind
-from cdr_workflow.warehouse import Warehouse, among_days, as_date
+from cdr_workflow.warehouse import Warehouse, among_days, as_date, other_days
 from cdr_workflow.warehouse.day_load import (
     DUPLICATE_OTHER_DAY,
     AmountKey,
@@ -92,9 +92,10 @@ def read_day_facts(warehouse: Warehouse, kind: Kind, day: dt.date, start: dt.dat
         across, days = 0, warehouse.days_sharing_ids(con, table, key, day, verify=True)
         if days != []:  # on DuckDB: the days holding one of the day's id hashes
             on_days, params = among_days("o.cdr_date", days)
+            elsewhere, other = other_days("o.cdr_date", day)
             (across,), = run(f"SELECT COUNT(DISTINCT n.{key}) FROM {table} n JOIN {table} o "
-                             f"ON o.{key} = n.{key} AND o.cdr_date <> n.cdr_date{on_days} "
-                             "WHERE n.cdr_date = ?", (*params, day))
+                             f"ON o.{key} = n.{key} AND {elsewhere}{on_days} "
+                             "WHERE n.cdr_date = ?", (*other, *params, day))
     return DayFacts(
         kind=kind, cdr_date=day, files=files, reject_reasons=reasons,
         warehouse_amounts=amounts, outcome_mix=mix, late_before=before, late_after=after,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cdr_workflow.warehouse.base import Warehouse, among_days, as_date
+from cdr_workflow.warehouse.base import Warehouse, among_days, as_date, other_days
 
 
 def open_warehouse(url: str) -> Warehouse:
@@ -26,4 +26,4 @@ def open_warehouse(url: str) -> Warehouse:
                      "use duckdb:///path, postgresql://… or iceberg://CATALOG/NAMESPACE")
 
 
-__all__ = ["Warehouse", "among_days", "as_date", "open_warehouse"]
+__all__ = ["Warehouse", "among_days", "as_date", "open_warehouse", "other_days"]

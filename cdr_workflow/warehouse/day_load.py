@@ -31,7 +31,7 @@ from cdr_workflow.kinds import Kind
 from cdr_workflow.reader import Reject, without_rows
 from cdr_workflow.seen_ids import SeenIds, id_hashes, stored_id_hashes
 from cdr_workflow.spool import Spool
-from cdr_workflow.warehouse.base import Warehouse, among_days, as_date
+from cdr_workflow.warehouse.base import Warehouse, among_days, as_date, other_days
 from cdr_workflow.warehouse.tables import FILES, HELD_TABLES, REJECTS, table_of
 
 DUPLICATE_OTHER_DAY = "duplicate id, already loaded for another day"
@@ -292,14 +292,15 @@ class DayLoad:
         if days == []:
             return
         on_days, params = among_days("cdr_date", days)
+        elsewhere, other = other_days("cdr_date", self.day)
         found = self._run(f"""SELECT n.source_file, n.source_line, n.{key}, o.source_file,
               o.source_line, o.cdr_date FROM {table} n JOIN (
               SELECT {key}, source_file, source_line, cdr_date, ROW_NUMBER() OVER (
                 PARTITION BY {key} ORDER BY cdr_date, source_file, source_line) AS copy_number
-              FROM {table} WHERE cdr_date <> ?{on_days} AND {key} IN (
+              FROM {table} WHERE {elsewhere}{on_days} AND {key} IN (
                 SELECT {key} FROM {table} WHERE cdr_date = ?)) o
               ON o.{key} = n.{key} AND o.copy_number = 1
-            WHERE n.cdr_date = ?""", (self.day, *params, self.day, self.day))
+            WHERE n.cdr_date = ?""", (*other, *params, self.day, self.day))
         if not found:
             return
         reasons = [self._duplicate_reason(value, file, int(line), as_date(day), copy)
@@ -353,14 +354,15 @@ class DayLoad:
         was re-delivered without it) is loaded again: a call is in the warehouse once,
         whatever the order of deliveries. The other day's ledger is updated to match."""
         table, held, key = self.table.name, self.held.name, self.kind.id_column
-        if not self._run(f"SELECT 1 FROM {held} WHERE cdr_date <> ? LIMIT 1", (self.day,)):
+        elsewhere, other = other_days("cdr_date", self.day)
+        if not self._run(f"SELECT 1 FROM {held} WHERE {elsewhere} LIMIT 1", other):
             return  # nothing held on other days: the common case costs one look
         restored = self._run(f"""SELECT cdr_date, source_file, source_line FROM (
               SELECT cdr_date, source_file, source_line, ROW_NUMBER() OVER (
                 PARTITION BY {key} ORDER BY cdr_date, source_file, source_line) AS copy_number
-              FROM {held} h WHERE h.cdr_date <> ?
+              FROM {held} h WHERE {elsewhere}
                 AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{key} = h.{key})) first_copies
-            WHERE copy_number = 1""", (self.day,))
+            WHERE copy_number = 1""", other)
         for cdr_date, source_file, line in restored:
             where = "cdr_date = ? AND source_file = ? AND source_line = ?"
             params = (cdr_date, source_file, line)

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from cdr_workflow.kinds import KINDS
 from cdr_workflow.seen_ids import ID_HASH_SQL
-from cdr_workflow.warehouse.base import Warehouse, as_date
+from cdr_workflow.warehouse.base import Warehouse, as_date, other_days
 from cdr_workflow.warehouse.tables import CDR_TABLES, HELD_TABLES
 
 LOCK_WAIT_SECONDS = 120.0  # another process holding the file: wait, then fail clearly
@@ -78,9 +78,10 @@ class DuckDBWarehouse(Warehouse):
                 f"DISTINCT FROM {ID_HASH_SQL.format(id=key)}", (day,))
             if wrong:
                 return None
+        elsewhere, other = other_days("cdr_date", day)
         return [as_date(d) for (d,) in self.execute(
-            con, f"SELECT DISTINCT cdr_date FROM {table} WHERE cdr_date <> ? AND id_hash IN "
-            f"(SELECT id_hash FROM {table} WHERE cdr_date = ?)", (day, day))]
+            con, f"SELECT DISTINCT cdr_date FROM {table} WHERE {elsewhere} AND id_hash IN "
+            f"(SELECT id_hash FROM {table} WHERE cdr_date = ?)", (*other, day))]
 
     def _connect_waiting(self) -> duckdb.DuckDBPyConnection:
         """DuckDB allows one writing process per file; a second waits for the first."""
