@@ -164,6 +164,19 @@ def test_the_reconciliation_does_not_trust_the_stored_hashes(tmp_path, source, m
     assert facts.duplicate_ids_in_table == 1
 
 
+def test_the_reconciliation_counts_ids_present_twice_however_they_came(warehouse, source):
+    """Copies the load never made (written to the table by hand, say) are found: each id
+    once, however many copies it has."""
+    write(source, "voice_2026-11-21.csv", [pt_row(i) for i in ("a", "b", "c", "d")])
+    load_day(source, warehouse, VOICE, DAY, "run-1")
+    assert read_day_facts(warehouse, VOICE, DAY, DAY).duplicate_ids_in_table == 0
+    for copied in ("'a', 'b'", "'a'"):  # a: 4 copies, b: 2
+        warehouse.query(f"INSERT INTO voice_cdrs SELECT * FROM voice_cdrs "
+                        f"WHERE call_id IN ({copied})")
+    assert warehouse.query("SELECT COUNT(*) FROM voice_cdrs") == [(8,)]
+    assert read_day_facts(warehouse, VOICE, DAY, DAY).duplicate_ids_in_table == 2
+
+
 def test_same_id_in_two_files_of_one_day_keeps_the_first(warehouse, source):
     write(source, "voice_phone_terminated_2026-11-21.csv", [pt_row("same")])
     write(source, "voice_zz_2026-11-21.csv", [pt_row("same")])
