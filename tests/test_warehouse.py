@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 from helpers import PT_HEADER, line, pt_row
 
+from cdr_workflow import day_facts
 from cdr_workflow.day_facts import read_day_facts
 from cdr_workflow.errors import CdrFileError
 from cdr_workflow.kinds import VOICE
@@ -164,9 +165,16 @@ def test_the_reconciliation_does_not_trust_the_stored_hashes(tmp_path, source, m
     assert facts.duplicate_ids_in_table == 1
 
 
-def test_the_reconciliation_counts_ids_present_twice_however_they_came(warehouse, source):
+@pytest.mark.parametrize("beside_rows", [day_facts.BESIDE_ROWS, 1])
+def test_the_reconciliation_counts_ids_present_twice_however_they_came(
+        warehouse, source, monkeypatch, beside_rows):
     """Copies the load never made (written to the table by hand, say) are found: each id
-    once, however many copies it has."""
+    once, however many copies it has; on PostgreSQL a big day counts them on a connection of
+    its own, beside its other reads."""
+    monkeypatch.setattr(day_facts, "BESIDE_ROWS", beside_rows)
+    connections_beside = []
+    beside = warehouse.beside
+    monkeypatch.setattr(warehouse, "beside", lambda: connections_beside.append(1) or beside())
     write(source, "voice_2026-11-21.csv", [pt_row(i) for i in ("a", "b", "c", "d")])
     load_day(source, warehouse, VOICE, DAY, "run-1")
     assert read_day_facts(warehouse, VOICE, DAY, DAY).duplicate_ids_in_table == 0
@@ -175,6 +183,8 @@ def test_the_reconciliation_counts_ids_present_twice_however_they_came(warehouse
                         f"WHERE call_id IN ({copied})")
     assert warehouse.query("SELECT COUNT(*) FROM voice_cdrs") == [(8,)]
     assert read_day_facts(warehouse, VOICE, DAY, DAY).duplicate_ids_in_table == 2
+    assert len(connections_beside) == (2 if warehouse.reads_beside and beside_rows == 1
+                                       else 0)
 
 
 def test_same_id_in_two_files_of_one_day_keeps_the_first(warehouse, source):

@@ -26,6 +26,7 @@ SCHEMA_LOCK = 0x0CD2_7AB1E5  # the advisory lock held while the tables are creat
 
 
 class PostgresWarehouse(Warehouse):
+    reads_beside = True
     def __init__(self, url: str):
         self.url = url.replace("postgres://", "postgresql://", 1)
 
