@@ -165,26 +165,62 @@ def test_the_reconciliation_does_not_trust_the_stored_hashes(tmp_path, source, m
     assert facts.duplicate_ids_in_table == 1
 
 
-@pytest.mark.parametrize("beside_rows", [day_facts.BESIDE_ROWS, 1])
+def copy_rows(warehouse, where: str, **changed: str) -> None:
+    """Copies of the voice rows `where` selects, with columns `changed` to SQL values."""
+    columns = table_of(VOICE).column_names
+    warehouse.query(f"INSERT INTO voice_cdrs ({', '.join(columns)}) SELECT "
+                    f"{', '.join(changed.get(c, c) for c in columns)} FROM voice_cdrs {where}")
+
+
+def _failing_beside():
+    raise ConnectionError("no second connection")
+
+
+@pytest.mark.parametrize("reading", ["one connection", "beside", "beside fails"])
 def test_the_reconciliation_counts_ids_present_twice_however_they_came(
-        warehouse, source, monkeypatch, beside_rows):
+        warehouse, source, monkeypatch, reading):
     """Copies the load never made (written to the table by hand, say) are found: each id
-    once, however many copies it has; on PostgreSQL a big day counts them on a connection of
-    its own, beside its other reads."""
-    monkeypatch.setattr(day_facts, "BESIDE_ROWS", beside_rows)
+    once, however many copies it has, a missing id too. On PostgreSQL a big day counts them
+    on a connection of its own, beside its other reads, or on the first if that one fails."""
+    if reading != "one connection":
+        monkeypatch.setattr(day_facts, "BESIDE_ROWS", 1)
+    on_server = warehouse.display_url.startswith("postgresql")
     connections_beside = []
-    beside = warehouse.beside
+    beside = _failing_beside if reading == "beside fails" else warehouse.beside
     monkeypatch.setattr(warehouse, "beside", lambda: connections_beside.append(1) or beside())
     write(source, "voice_2026-11-21.csv", [pt_row(i) for i in ("a", "b", "c", "d")])
     load_day(source, warehouse, VOICE, DAY, "run-1")
     assert read_day_facts(warehouse, VOICE, DAY, DAY).duplicate_ids_in_table == 0
+    copy_rows(warehouse, "WHERE call_id IN ('c', 'd')", call_id="NULL")  # no id, twice
+    assert read_day_facts(warehouse, VOICE, DAY, DAY).duplicate_ids_in_table == 1
     for copied in ("'a', 'b'", "'a'"):  # a: 4 copies, b: 2
         warehouse.query(f"INSERT INTO voice_cdrs SELECT * FROM voice_cdrs "
                         f"WHERE call_id IN ({copied})")
-    assert warehouse.query("SELECT COUNT(*) FROM voice_cdrs") == [(8,)]
-    assert read_day_facts(warehouse, VOICE, DAY, DAY).duplicate_ids_in_table == 2
-    assert len(connections_beside) == (2 if warehouse.reads_beside and beside_rows == 1
-                                       else 0)
+    assert warehouse.query("SELECT COUNT(*) FROM voice_cdrs") == [(10,)]
+    assert read_day_facts(warehouse, VOICE, DAY, DAY).duplicate_ids_in_table == 3
+    assert len(connections_beside) == (3 if on_server and reading != "one connection" else 0)
+
+
+def test_the_reconciliation_reads_uncommitted_copies_on_its_own_connection(
+        warehouse, source, monkeypatch):
+    """Inside a transaction that has written, the count is not made on a connection that
+    would not see what it wrote."""
+    monkeypatch.setattr(day_facts, "BESIDE_ROWS", 1)
+    write(source, "voice_2026-11-21.csv", [pt_row(i) for i in ("a", "b")])
+    load_day(source, warehouse, VOICE, DAY, "run-1")
+    with warehouse.transaction():
+        warehouse.query("INSERT INTO voice_cdrs SELECT * FROM voice_cdrs WHERE call_id = 'a'")
+        assert read_day_facts(warehouse, VOICE, DAY, DAY).duplicate_ids_in_table == 1
+
+
+def test_the_reconciliation_counts_an_id_also_on_another_day(warehouse, source):
+    """A copy on another day that the load never made (its id hash right) is found."""
+    write(source, "voice_2026-11-21.csv", [pt_row(i) for i in ("a", "b")])
+    load_day(source, warehouse, VOICE, DAY, "run-1")
+    copy_rows(warehouse, "WHERE call_id = 'a'", cdr_date="cdr_date - 1")
+    assert sorted(warehouse.query("SELECT cdr_date FROM voice_cdrs WHERE call_id = 'a'")) == [
+        (DAY - dt.timedelta(days=1),), (DAY,)]
+    assert read_day_facts(warehouse, VOICE, DAY, DAY).duplicate_ids_in_table == 1
 
 
 def test_same_id_in_two_files_of_one_day_keeps_the_first(warehouse, source):

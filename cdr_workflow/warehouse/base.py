@@ -26,8 +26,6 @@ class Warehouse(ABC):
 
     # whether `days_sharing_ids` compares the `id_hash` column: only then do loads fill it
     searches_by_id_hash = False
-    # whether a read on a connection of its own runs beside this one's (a server's backend)
-    reads_beside = False
     _session: Any = None  # the connection held open by `session()`, if any
     _joined: Any = None  # the connection of the open `transaction()`, if any
     _tables_ready = False
@@ -94,16 +92,17 @@ class Warehouse(ABC):
             finally:
                 self._session = None
 
+    def reads_beside(self, con: Any) -> bool:
+        """Whether a read on a connection of its own (`beside`) may run while `con` reads,
+        and see the same rows: on a server whose other connection works at the same time,
+        while `con`'s transaction has written nothing."""
+        return False
+
     @contextmanager
     def beside(self) -> Iterator[Any]:
-        """A connection of its own, in a transaction of its own: for reads of committed rows
-        run beside those of the connection in use."""
-        with self._open() as con:
-            self._begin(con)
-            try:
-                yield con
-            finally:
-                con.rollback()
+        """A connection of its own for reads of committed rows, where `reads_beside`."""
+        raise NotImplementedError(f"{type(self).__name__} reads on one connection")
+        yield
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -22,11 +22,13 @@ CONNECT_ATTEMPTS = 5
 # a day's duplicate search groups a million ids: with the default 4 MB it sorts on disk
 WORK_MEM = "256MB"
 CONNECT_BACKOFF_SECONDS = 1.0  # 1, 2, 4, 8 s between attempts
+# a read beside another must not queue for a lock behind a schema change that waits for the
+# other's transaction: it gives up, and its caller reads on the first connection instead
+BESIDE_LOCK_TIMEOUT = "1s"
 SCHEMA_LOCK = 0x0CD2_7AB1E5  # the advisory lock held while the tables are created
 
 
 class PostgresWarehouse(Warehouse):
-    reads_beside = True
     def __init__(self, url: str):
         self.url = url.replace("postgres://", "postgresql://", 1)
 
@@ -48,6 +50,23 @@ class PostgresWarehouse(Warehouse):
 
     def _begin(self, con: Any) -> None:
         self.execute(con, f"SET LOCAL work_mem = '{WORK_MEM}'")
+
+    def reads_beside(self, con: Any) -> bool:
+        (written,), = self.execute(con, "SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
+        return not written
+
+    @contextmanager
+    def beside(self) -> Iterator[Any]:
+        """One attempt to connect, not `_open`'s retries: the caller has a connection to fall
+        back on."""
+        con = adbc.connect(self.url)
+        try:
+            self._begin(con)
+            self.execute(con, f"SET LOCAL lock_timeout = '{BESIDE_LOCK_TIMEOUT}'")
+            yield con
+        finally:
+            con.rollback()
+            con.close()
 
     def ensure_tables(self) -> None:
         """The tables, and the indexes that keep a day's cost flat as history grows: its
