@@ -245,16 +245,10 @@ class DayLoad:
 
     def _with_lineage(self, source_file: str, rows: pa.Table, hashes: np.ndarray
                       ) -> pa.Table:
-        n = rows.num_rows
-        lineage = {"cdr_date": pa.repeat(pa.scalar(self.day, pa.date32()), n),
-                   "source_file": pa.repeat(pa.scalar(source_file), n),
-                   "load_id": pa.repeat(pa.scalar(self.load_id), n)}
         if self.warehouse.searches_by_id_hash:
-            lineage["id_hash"] = stored_id_hashes(hashes)
-        schema = self.table.arrow_schema
-        columns = [rows.column(f.name) if f.name in rows.column_names else
-                   lineage.get(f.name, pa.nulls(n, f.type)) for f in schema]
-        return pa.Table.from_arrays(columns, schema=schema)
+            rows = rows.append_column("id_hash", stored_id_hashes(hashes))
+        return self.table.rows_of(rows, {"cdr_date": self.day, "source_file": source_file,
+                                         "load_id": self.load_id})
 
     def _refresh_statistics(self) -> None:
         """Of the columns the day's queries look up by; rows settled after the day's stream
