@@ -28,6 +28,16 @@ def id_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
 ID_HASH_SQL = "CAST(hash({id}) >> 1 AS BIGINT)"
 
 
+def shares_a_hash(hashes: np.ndarray, sorted_hashes: np.ndarray) -> bool:
+    """Whether one of `hashes` is among `sorted_hashes` (binary searches: 1M hashes among
+    1M in about 0.1 s)."""
+    if not len(hashes) or not len(sorted_hashes):
+        return False
+    at = np.searchsorted(sorted_hashes, hashes)
+    np.minimum(at, len(sorted_hashes) - 1, out=at)
+    return bool((sorted_hashes[at] == hashes).any())
+
+
 def stored_id_hashes(hashes: np.ndarray) -> pa.Array:
     """`id_hashes` as the `id_hash` column keeps them (`ID_HASH_SQL` in DuckDB)."""
     return pa.array((hashes >> np.uint64(1)).astype(np.int64))
@@ -69,6 +79,16 @@ class SeenIds:
         self._count += int(new.sum())
         seen = np.ones(len(hashes), dtype=bool)
         seen[first[new]] = False
+        return seen
+
+    def hashes(self) -> np.ndarray:
+        """Every hash seen, once each, sorted (0 as 1)."""
+        return np.sort(self._slots[self._slots != self.EMPTY])
+
+    @classmethod
+    def of(cls, hashes: np.ndarray) -> SeenIds:
+        seen = cls()
+        seen.add(hashes)
         return seen
 
     def _insert(self, keys: np.ndarray, pending: np.ndarray, new: np.ndarray) -> np.ndarray:

@@ -152,6 +152,32 @@ def test_rows_an_older_version_left_without_hashes_are_still_searched(tmp_path, 
     assert warehouse.query("SELECT COUNT(*) FROM voice_cdrs WHERE id_hash IS NULL") == [(0,)]
 
 
+@pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
+def test_days_an_older_version_loaded_have_their_id_hashes_recorded(warehouse_url, source):
+    """PostgreSQL searches other days in the id hashes each load records: days loaded before
+    the record existed get theirs from their rows when a process next opens the warehouse,
+    and a call restored to a day is added to that day's record, so its copies are still
+    found."""
+    d20, d22, d23 = (DAY + dt.timedelta(days=n) for n in (-1, 1, 2))
+    write(source, f"voice_{d20}.csv", [pt_row("x", CallTime=f"{d20}T10:00:00Z",
+                                              AnswerTime="")])
+    write(source, f"voice_{DAY}.csv", [pt_row("x"), pt_row("y")])
+    load_day(source, open_warehouse(warehouse_url), VOICE, d20, "run-1")
+    load_day(source, open_warehouse(warehouse_url), VOICE, DAY, "run-2")  # x held
+    open_warehouse(warehouse_url).query("DELETE FROM cdr_id_hashes")  # as an older version
+    warehouse = open_warehouse(warehouse_url)  # a new process
+    write(source, f"voice_{d20}.csv", [pt_row("z", CallTime=f"{d20}T10:00:00Z",
+                                              AnswerTime="")])
+    load_day(source, warehouse, VOICE, d20, "run-3")  # x restored to DAY
+    for later, call in ((d22, "y"), (d23, "x")):  # y: recorded from the rows; x: restored
+        write(source, f"voice_{later}.csv", [pt_row(call, CallTime=f"{later}T10:00:00Z",
+                                                    AnswerTime="")])
+        result = load_day(source, warehouse, VOICE, later, "run-4")
+        assert (result.rows_loaded, result.rows_rejected) == (0, 1), call
+    assert sorted(warehouse.query("SELECT call_id, cdr_date FROM voice_cdrs")) == [
+        ("x", DAY), ("y", DAY), ("z", d20)]
+
+
 def test_the_reconciliation_does_not_trust_the_stored_hashes(tmp_path, source, monkeypatch):
     """A load that stores wrong hashes misses a copy on another day; the reconciliation
     checks the day's hashes against DuckDB's before using them, and finds the copy."""

@@ -11,12 +11,15 @@ import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from cdr_workflow.spool import grouped
 from cdr_workflow.warehouse.tables import ALL_TABLES, Table
+
+if TYPE_CHECKING:
+    from cdr_workflow.seen_ids import SeenIds
 
 STREAM_APPEND_ROWS = 2 * 122_880  # rows per append when a stream is appended in parts
 
@@ -60,9 +63,15 @@ class Warehouse(ABC):
     def days_sharing_ids(self, con: Any, table: str, key: str, day: dt.date,
                          verify: bool = False) -> list[dt.date] | None:
         """The other days that may hold an id of the day's rows, for a search of copies to
-        look at; None: every day (an engine whose index finds ids directly). `verify`: do
-        not trust what the load stored to narrow them down."""
+        look at; None: every day. `verify`: do not trust what loads stored to narrow them
+        down."""
         return None
+
+    def record_id_hashes(self, con: Any, table: str,  # noqa: B027 - optional hook
+                         day: dt.date, seen: SeenIds, replacing: bool = True) -> None:
+        """The hashes of the ids `day` of `table` holds, as a load saw them: all of them
+        (`replacing` what was recorded for the day), or rows restored to it. For an engine
+        whose `days_sharing_ids` reads them from a record of its own."""
 
     def take_turn_to_load(self, con: Any, table: str) -> None:  # noqa: B027 - optional hook
         """First thing in a day's load of `table`: wait for other loads of it to end, on an

@@ -260,6 +260,7 @@ class DayLoad:
     def finish(self) -> None:
         if not self._statistics_fresh:
             self._refresh_statistics()
+        self.warehouse.record_id_hashes(self.con, self.table.name, self.day, self._seen)
         self._reject_copies_of_other_days()
         self._keep_raw_text_of_duplicates()
         self._restore_held_copies(", ".join(self.table.column_names))
@@ -351,13 +352,13 @@ class DayLoad:
         elsewhere, other = other_days("cdr_date", self.day)
         if not self._run(f"SELECT 1 FROM {held} WHERE {elsewhere} LIMIT 1", other):
             return  # nothing held on other days: the common case costs one look
-        restored = self._run(f"""SELECT cdr_date, source_file, source_line FROM (
-              SELECT cdr_date, source_file, source_line, ROW_NUMBER() OVER (
+        restored = self._run(f"""SELECT cdr_date, source_file, source_line, {key} FROM (
+              SELECT cdr_date, source_file, source_line, {key}, ROW_NUMBER() OVER (
                 PARTITION BY {key} ORDER BY cdr_date, source_file, source_line) AS copy_number
               FROM {held} h WHERE {elsewhere}
                 AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{key} = h.{key})) first_copies
             WHERE copy_number = 1""", other)
-        for cdr_date, source_file, line in restored:
+        for cdr_date, source_file, line, value in restored:
             where = "cdr_date = ? AND source_file = ? AND source_line = ?"
             params = (cdr_date, source_file, line)
             money = self._run(f"SELECT currency, application_key, amount FROM {held} "
@@ -367,6 +368,9 @@ class DayLoad:
             self._run(f"DELETE FROM cdr_rejects WHERE kind = ? AND {where}",
                       (self.kind.name, *params))
             self._count_restored(cdr_date, source_file, money)
+            self.warehouse.record_id_hashes(
+                self.con, table, as_date(cdr_date),
+                SeenIds.of(id_hashes(pa.array([value], pa.string()))), replacing=False)
 
     def _count_restored(self, cdr_date: object, source_file: str, money: list[tuple]) -> None:
         """The restored copy's day: one more row loaded, one fewer rejected, its money back."""

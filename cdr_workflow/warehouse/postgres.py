@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import re
 import time
@@ -12,10 +13,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as adbc
+import numpy as np
 import pyarrow as pa
 
 from cdr_workflow.kinds import KINDS
-from cdr_workflow.warehouse.base import Warehouse
+from cdr_workflow.seen_ids import SeenIds, id_hashes, shares_a_hash
+from cdr_workflow.warehouse.base import Warehouse, other_days
 from cdr_workflow.warehouse.tables import CDR_TABLES, HELD_TABLES
 
 CONNECT_ATTEMPTS = 5
@@ -26,6 +29,13 @@ CONNECT_BACKOFF_SECONDS = 1.0  # 1, 2, 4, 8 s between attempts
 # other's transaction: it gives up, and its caller reads on the first connection instead
 BESIDE_LOCK_TIMEOUT = "1s"
 SCHEMA_LOCK = 0x0CD2_7AB1E5  # the advisory lock held while the tables are created
+# each day's id hashes as its loads saw them (`SeenIds.hashes`, 8 bytes an id): what the
+# search of other days reads instead of their rows
+ID_HASHES = "cdr_id_hashes"
+ID_HASHES_DDL = (f"CREATE TABLE IF NOT EXISTS {ID_HASHES} (table_name TEXT NOT NULL, "
+                 "cdr_date DATE NOT NULL, hashes BYTEA NOT NULL)",
+                 # random hashes do not compress: stored as they are, not tried first
+                 f"ALTER TABLE {ID_HASHES} ALTER COLUMN hashes SET STORAGE EXTERNAL")
 
 
 class PostgresWarehouse(Warehouse):
@@ -98,6 +108,58 @@ class PostgresWarehouse(Warehouse):
                     self.execute(con, f"CREATE INDEX IF NOT EXISTS {name} {target}")
             for name in replaced & present:
                 self.execute(con, f"DROP INDEX IF EXISTS {name}")
+            for statement in ID_HASHES_DDL:
+                self.execute(con, statement)
+            self._record_hashes_of_earlier_loads(con)
+
+    def _record_hashes_of_earlier_loads(self, con: Any) -> None:
+        """Days an earlier release loaded (in the ledger, without recorded hashes) have them
+        recorded from their rows, once."""
+        recorded = set(self.execute(con, f"SELECT DISTINCT table_name, cdr_date FROM {ID_HASHES}"))
+        for kind, day in self.execute(con, "SELECT DISTINCT kind, cdr_date FROM cdr_files"):
+            table, key = CDR_TABLES[kind].name, KINDS[kind].id_column
+            if (table, day) not in recorded:
+                with con.cursor() as cur:
+                    cur.execute(_numbered(f"SELECT {key} FROM {table} WHERE cdr_date = ?"),
+                                (day,))
+                    ids = cur.fetch_arrow_table().column(0)
+                self.record_id_hashes(con, table, day, SeenIds.of(id_hashes(ids)))
+
+    def record_id_hashes(self, con: Any, table: str, day: dt.date, seen: SeenIds,
+                         replacing: bool = True) -> None:
+        if replacing:
+            self.execute(con, f"DELETE FROM {ID_HASHES} WHERE table_name = ? AND cdr_date = ?",
+                         (table, day))
+        self.append(con, ID_HASHES, pa.table({
+            "table_name": pa.array([table]), "cdr_date": pa.array([day], pa.date32()),
+            "hashes": pa.array([seen.hashes().tobytes()], pa.binary())}))
+
+    def days_sharing_ids(self, con: Any, table: str, key: str, day: dt.date,
+                         verify: bool = False) -> list[dt.date] | None:
+        """The other days whose recorded id hashes (`record_id_hashes`) include one of the
+        day's: 8 bytes an id of history, read a day at a time, where a join of the ids reads
+        every other day's rows (9.4 s with 12M rows in the table). `verify`: None, every day
+        (the reconciliation compares the ids themselves, not what loads recorded)."""
+        if verify:
+            return None
+        where = "table_name = ? AND {}"
+        own = [hashes for _, hashes in self._recorded(con, where.format("cdr_date = ?"),
+                                                      (table, day))]
+        day_hashes = np.sort(np.concatenate(own)) if own else np.zeros(0, np.uint64)
+        elsewhere, other = other_days("cdr_date", day)
+        return sorted({other_day for other_day, hashes in self._recorded(
+            con, where.format(elsewhere), (table, *other)) if shares_a_hash(hashes, day_hashes)})
+
+    def _recorded(self, con: Any, where: str, params: Sequence[Any]
+                  ) -> Iterator[tuple[dt.date, np.ndarray]]:
+        """Recorded id hashes, streamed (a year of 1M-id days is 2.9 GB of them)."""
+        with con.cursor() as cur:
+            cur.execute(_numbered(f"SELECT cdr_date, hashes FROM {ID_HASHES} WHERE {where}"),
+                        params)
+            for batch in cur.fetch_record_batch():
+                days, hashes = batch.column(0).to_pylist(), batch.column(1)
+                for row, day in enumerate(days):
+                    yield day, np.frombuffer(hashes[row].as_buffer(), np.uint64)
 
     def take_turn_to_load(self, con: Any, table: str) -> None:
         """A lock held until the load's transaction ends: each load's search of other days
@@ -124,10 +186,8 @@ class PostgresWarehouse(Warehouse):
                               f"{CONNECT_ATTEMPTS} attempts ({failure})") from None
 
     def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        counter = itertools.count(1)
-        numbered = re.sub(r"\?", lambda _: f"${next(counter)}", sql)  # libpq spells them $n
         with con.cursor() as cur:
-            cur.execute(numbered, params or None)
+            cur.execute(_numbered(sql), params or None)
             return cur.fetchall() if cur.description else []
 
     def refresh_statistics(self, con: Any, table: str, columns: Sequence[str]) -> None:
@@ -159,6 +219,12 @@ class PostgresWarehouse(Warehouse):
                 cur.adbc_ingest(table, pa.RecordBatchReader.from_batches(
                     run.schema, iter(run)), mode="append")
             first = run.stopped_at
+
+
+def _numbered(sql: str) -> str:
+    """`?` placeholders as libpq spells them, `$1`, `$2`, …"""
+    counter = itertools.count(1)
+    return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
 
 
 def _filled(batch: pa.RecordBatch) -> set[str]:

@@ -94,8 +94,8 @@ LINEAGE_COLUMNS: tuple[Column, ...] = (
     Column("load_id", TEXT, "Load that wrote the row (the Dagster run id)"),
     Column("extra_fields", TEXT, "Columns the layout does not know, as JSON"),
     Column("id_hash", INT, "DuckDB's 64-bit hash of the id, halved to fit: on DuckDB the "
-           "search for an id on other days compares these before the ids (left NULL by loads "
-           "on the other warehouses, which find ids by their own index or by the ids)"),
+           "search for an id on other days compares these before the ids (left NULL on the "
+           "other warehouses: PostgreSQL records each day's hashes in cdr_id_hashes)"),
 )
 
 
