@@ -485,14 +485,16 @@ def test_postgres_indexes_ids_by_hash_and_replaces_an_earlier_b_tree(warehouse_u
 
 
 @pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
-def test_postgres_summarises_the_loaded_day_for_its_date_index(warehouse_url, source):
+def test_postgres_summarises_earlier_days_for_its_date_index(warehouse_url, source):
     """A page range the BRIN index has not summarised is read by every query for any day:
-    the load summarises its day's pages, not waiting for autovacuum."""
-    write(source, "voice_2026-11-21.csv", [pt_row(f"id-{n}") for n in range(5000)])
+    a load first summarises the pages earlier loads appended, not waiting for autovacuum."""
+    write(source, f"voice_{DAY}.csv", [pt_row(f"id-{n}") for n in range(5000)])
+    write(source, f"voice_{DAY + dt.timedelta(days=1)}.csv", [pt_row("later")])
     warehouse = open_warehouse(warehouse_url)
     load_day(source, warehouse, VOICE, DAY, "run-1")
     ((pages,),) = warehouse.query("SELECT pg_relation_size('voice_cdrs') / 8192")
     assert pages > 128, "the day fills more than one page range"
+    load_day(source, warehouse, VOICE, DAY + dt.timedelta(days=1), "run-2")
     assert warehouse.query(
         "SELECT brin_summarize_new_values('voice_cdrs_cdr_date_brin'::regclass)") == [(0,)]
 

@@ -77,6 +77,10 @@ class Warehouse(ABC):
         """First thing in a day's load of `table`: wait for other loads of it to end, on an
         engine that lets them run at once."""
 
+    def catch_up_indexes(self, con: Any, table: str) -> None:  # noqa: B027 - optional hook
+        """Before a day's rows are replaced: bring up to date what an index keeps of the rows
+        earlier loads appended, where the engine leaves that for later."""
+
     def refresh_statistics(self, con: Any, table: str,  # noqa: B027 - optional hook
                            columns: Sequence[str]) -> None:
         """After a bulk append, before queries that join the table with itself on these

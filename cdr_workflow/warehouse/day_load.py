@@ -95,6 +95,7 @@ class DayLoad:
 
     def begin(self) -> None:
         self.warehouse.take_turn_to_load(self.con, self.table.name)
+        self.warehouse.catch_up_indexes(self.con, self.table.name)
         for table in (self.table, self.held):
             self._run(f"DELETE FROM {table.name} WHERE cdr_date = ?", (self.day,))
         for table in (REJECTS, FILES):
