@@ -28,14 +28,14 @@ def id_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
 ID_HASH_SQL = "CAST(hash({id}) >> 1 AS BIGINT)"
 
 
-def shares_a_hash(hashes: np.ndarray, sorted_hashes: np.ndarray) -> bool:
-    """Whether one of `hashes` is among `sorted_hashes` (binary searches: 1M hashes among
-    1M in about 0.1 s)."""
-    if not len(hashes) or not len(sorted_hashes):
-        return False
+def among(hashes: np.ndarray, sorted_hashes: np.ndarray) -> np.ndarray:
+    """True where a hash is among `sorted_hashes` (binary searches: 1M sorted hashes among
+    1M in 0.05-0.1 s)."""
+    if not len(sorted_hashes):
+        return np.zeros(len(hashes), dtype=bool)
     at = np.searchsorted(sorted_hashes, hashes)
     np.minimum(at, len(sorted_hashes) - 1, out=at)
-    return bool((sorted_hashes[at] == hashes).any())
+    return sorted_hashes[at] == hashes
 
 
 def stored_id_hashes(hashes: np.ndarray) -> pa.Array:
@@ -66,7 +66,7 @@ class SeenIds:
     def add(self, hashes: np.ndarray) -> np.ndarray:
         """Record the hashes; True where one was seen before, earlier in these or in a call
         before."""
-        hashes = np.where(hashes == self.EMPTY, np.uint64(1), hashes)
+        hashes = self.storable(hashes)
         unique, first = np.unique(hashes, return_index=True)
         while self._count + len(unique) > self.MAX_LOAD * (1 << self._bits):
             self._grow()
@@ -84,6 +84,11 @@ class SeenIds:
     def hashes(self) -> np.ndarray:
         """Every hash seen, once each, sorted (0 as 1)."""
         return np.sort(self._slots[self._slots != self.EMPTY])
+
+    @classmethod
+    def storable(cls, hashes: np.ndarray) -> np.ndarray:
+        """The hashes as the set keeps them: 0 (its empty slot) as 1."""
+        return np.where(hashes == cls.EMPTY, np.uint64(1), hashes)
 
     @classmethod
     def of(cls, hashes: np.ndarray) -> SeenIds:

@@ -17,6 +17,7 @@ from cdr_workflow.day_facts import read_day_facts
 from cdr_workflow.errors import CdrFileError
 from cdr_workflow.kinds import VOICE
 from cdr_workflow.load import load_day
+from cdr_workflow.seen_ids import SeenIds, id_hashes
 from cdr_workflow.sources import DEFAULT_FILE_PATTERN, NoFileError
 from cdr_workflow.sources.local import LocalSource
 from cdr_workflow.warehouse import day_load, open_warehouse
@@ -178,13 +179,15 @@ def test_days_an_older_version_loaded_have_their_id_hashes_recorded(warehouse_ur
         ("x", DAY), ("y", DAY), ("z", d20)]
 
 
-def test_the_reconciliation_does_not_trust_the_stored_hashes(tmp_path, source, monkeypatch):
-    """A load that stores wrong hashes misses a copy on another day; the reconciliation
-    checks the day's hashes against DuckDB's before using them, and finds the copy."""
-    warehouse = open_warehouse(f"duckdb:///{tmp_path}/w.duckdb")
+@pytest.mark.parametrize("warehouse_url", ["duckdb", "postgres"], indirect=True)
+def test_the_reconciliation_does_not_trust_the_stored_hashes(warehouse, source, monkeypatch):
+    """A load that stores wrong hashes (in its rows on DuckDB, in its record on PostgreSQL)
+    misses a copy on another day; the reconciliation checks the day's hashes against its
+    ids before using them, and finds the copy."""
     two_days_sharing_an_id(source, warehouse)
     monkeypatch.setattr(day_load, "stored_id_hashes", lambda hashes: pa.array(
         np.full(len(hashes), 7, np.int64)))
+    monkeypatch.setattr(SeenIds, "hashes", lambda seen: np.array([7], np.uint64))
     load_day(source, warehouse, VOICE, DAY, "run-2")
     assert warehouse.query("SELECT COUNT(*) FROM voice_cdrs WHERE call_id = 'dup'") == [(2,)]
     facts = read_day_facts(warehouse, VOICE, DAY, DAY - dt.timedelta(days=1))
@@ -240,10 +243,14 @@ def test_the_reconciliation_reads_uncommitted_copies_on_its_own_connection(
 
 
 def test_the_reconciliation_counts_an_id_also_on_another_day(warehouse, source):
-    """A copy on another day that the load never made (its id hash right) is found."""
+    """A copy on another day that the load never made (its id hash right: in the row, or
+    on PostgreSQL in the day's record) is found."""
     write(source, "voice_2026-11-21.csv", [pt_row(i) for i in ("a", "b")])
     load_day(source, warehouse, VOICE, DAY, "run-1")
     copy_rows(warehouse, "WHERE call_id = 'a'", cdr_date="cdr_date - 1")
+    with warehouse.connect() as con:
+        warehouse.record_id_hashes(con, "voice_cdrs", DAY - dt.timedelta(days=1),
+                                   SeenIds.of(id_hashes(pa.array(["a"]))), replacing=False)
     assert sorted(warehouse.query("SELECT cdr_date FROM voice_cdrs WHERE call_id = 'a'")) == [
         (DAY - dt.timedelta(days=1),), (DAY,)]
     assert read_day_facts(warehouse, VOICE, DAY, DAY).duplicate_ids_in_table == 1

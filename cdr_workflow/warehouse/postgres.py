@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from cdr_workflow.kinds import KINDS
-from cdr_workflow.seen_ids import SeenIds, id_hashes, shares_a_hash
+from cdr_workflow.seen_ids import SeenIds, among, id_hashes
 from cdr_workflow.warehouse.base import Warehouse, other_days
 from cdr_workflow.warehouse.tables import CDR_TABLES, HELD_TABLES
 
@@ -119,11 +119,8 @@ class PostgresWarehouse(Warehouse):
         for kind, day in self.execute(con, "SELECT DISTINCT kind, cdr_date FROM cdr_files"):
             table, key = CDR_TABLES[kind].name, KINDS[kind].id_column
             if (table, day) not in recorded:
-                with con.cursor() as cur:
-                    cur.execute(_numbered(f"SELECT {key} FROM {table} WHERE cdr_date = ?"),
-                                (day,))
-                    ids = cur.fetch_arrow_table().column(0)
-                self.record_id_hashes(con, table, day, SeenIds.of(id_hashes(ids)))
+                self.record_id_hashes(con, table, day,
+                                      SeenIds.of(self._hashes_of_rows(con, table, key, day)))
 
     def record_id_hashes(self, con: Any, table: str, day: dt.date, seen: SeenIds,
                          replacing: bool = True) -> None:
@@ -138,24 +135,33 @@ class PostgresWarehouse(Warehouse):
                          verify: bool = False) -> list[dt.date] | None:
         """The other days whose recorded id hashes (`record_id_hashes`) include one of the
         day's: 8 bytes an id of history, read a day at a time, where a join of the ids reads
-        every other day's rows (9.4 s with 12M rows in the table). `verify`: None, every day
-        (the reconciliation compares the ids themselves, not what loads recorded)."""
-        if verify:
-            return None
-        where = "table_name = ? AND {}"
-        own = [hashes for _, hashes in self._recorded(con, where.format("cdr_date = ?"),
-                                                      (table, day))]
-        day_hashes = np.sort(np.concatenate(own)) if own else np.zeros(0, np.uint64)
+        every other day's rows (9.4 s with 12M rows in the table). `verify`: the day's hashes
+        computed again from its rows' ids, not taken from its record; other days are trusted
+        as their loads recorded them, as DuckDB trusts their `id_hash`."""
         elsewhere, other = other_days("cdr_date", day)
+        if not self.execute(con, f"SELECT 1 FROM {ID_HASHES} WHERE table_name = ? AND "
+                            f"{elsewhere} LIMIT 1", (table, *other)):
+            return []  # a first day: nothing to read, not even the day's ids
+        if verify:
+            day_hashes = np.sort(SeenIds.storable(self._hashes_of_rows(con, table, key, day)))
+        else:
+            own = [hashes for _, hashes in self._recorded(con, "cdr_date = ?", (table, day))]
+            day_hashes = np.sort(np.concatenate(own)) if own else np.zeros(0, np.uint64)
         return sorted({other_day for other_day, hashes in self._recorded(
-            con, where.format(elsewhere), (table, *other)) if shares_a_hash(hashes, day_hashes)})
+            con, elsewhere, (table, *other)) if among(hashes, day_hashes).any()})
+
+    def _hashes_of_rows(self, con: Any, table: str, key: str, day: dt.date) -> np.ndarray:
+        """The hashes of the day's ids, read from its rows."""
+        with con.cursor() as cur:
+            cur.execute(_numbered(f"SELECT {key} FROM {table} WHERE cdr_date = ?"), (day,))
+            return id_hashes(cur.fetch_arrow_table().column(0))
 
     def _recorded(self, con: Any, where: str, params: Sequence[Any]
                   ) -> Iterator[tuple[dt.date, np.ndarray]]:
         """Recorded id hashes, streamed (a year of 1M-id days is 2.9 GB of them)."""
         with con.cursor() as cur:
-            cur.execute(_numbered(f"SELECT cdr_date, hashes FROM {ID_HASHES} WHERE {where}"),
-                        params)
+            cur.execute(_numbered(f"SELECT cdr_date, hashes FROM {ID_HASHES} WHERE "
+                                  f"table_name = ? AND {where}"), params)
             for batch in cur.fetch_record_batch():
                 days, hashes = batch.column(0).to_pylist(), batch.column(1)
                 for row, day in enumerate(days):
