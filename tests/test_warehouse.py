@@ -179,6 +179,32 @@ def test_days_an_older_version_loaded_have_their_id_hashes_recorded(warehouse_ur
         ("x", DAY), ("y", DAY), ("z", d20)]
 
 
+@pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize(("recorded_per_probe", "searched"), [(100, [DAY - dt.timedelta(days=1)]),
+                                                              (0, None)])
+def test_postgres_looks_ids_up_in_the_records_or_for_a_small_day_in_the_index(
+        warehouse, source, monkeypatch, recorded_per_probe, searched):
+    """Other days are searched in their recorded hashes, unless they hold many times more
+    ids than the day (then the index on the id finds them): either way a copy is found by
+    the load, and a copy it did not make by the reconciliation."""
+    from cdr_workflow.warehouse import postgres
+    monkeypatch.setattr(postgres, "RECORDED_PER_PROBE", recorded_per_probe)
+    found = []
+    search = warehouse.days_sharing_ids
+    monkeypatch.setattr(warehouse, "days_sharing_ids",
+                        lambda *args, **kw: found.append(search(*args, **kw)) or found[-1])
+    two_days_sharing_an_id(source, warehouse)
+    result = load_day(source, warehouse, VOICE, DAY, "run-2")
+    assert (result.rows_loaded, result.rows_rejected) == (1, 1)
+    assert found[-1] == searched
+    copy_rows(warehouse, "WHERE call_id = 'fresh'", cdr_date="cdr_date - 1")
+    with warehouse.connect() as con:
+        warehouse.record_id_hashes(con, "voice_cdrs", DAY - dt.timedelta(days=1),
+                                   SeenIds.of(id_hashes(pa.array(["fresh"]))), replacing=False)
+    assert read_day_facts(warehouse, VOICE, DAY, DAY).duplicate_ids_in_table == 1
+    assert found[-1] == searched
+
+
 @pytest.mark.parametrize("warehouse_url", ["duckdb", "postgres"], indirect=True)
 def test_the_reconciliation_does_not_trust_the_stored_hashes(warehouse, source, monkeypatch):
     """A load that stores wrong hashes (in its rows on DuckDB, in its record on PostgreSQL)

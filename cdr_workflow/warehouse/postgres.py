@@ -32,6 +32,10 @@ SCHEMA_LOCK = 0x0CD2_7AB1E5  # the advisory lock held while the tables are creat
 # each day's id hashes as its loads saw them (`SeenIds.hashes`, 8 bytes an id): what the
 # search of other days reads instead of their rows
 ID_HASHES = "cdr_id_hashes"
+# a day's ids are looked up in the index on the id, not in the records, when the other days
+# have this many times more hashes recorded: 20k ids probed in 66-400 ms (5M rows, warm or
+# not), 4M recorded hashes read and searched in 0.17 s
+RECORDED_PER_PROBE = 100
 ID_HASHES_DDL = (f"CREATE TABLE IF NOT EXISTS {ID_HASHES} (table_name TEXT NOT NULL, "
                  "cdr_date DATE NOT NULL, hashes BYTEA NOT NULL)",
                  # random hashes do not compress: stored as they are, not tried first
@@ -135,13 +139,20 @@ class PostgresWarehouse(Warehouse):
                          verify: bool = False) -> list[dt.date] | None:
         """The other days whose recorded id hashes (`record_id_hashes`) include one of the
         day's: 8 bytes an id of history, read a day at a time, where a join of the ids reads
-        every other day's rows (9.4 s with 12M rows in the table). `verify`: the day's hashes
-        computed again from its rows' ids, not taken from its record; other days are trusted
-        as their loads recorded them, as DuckDB trusts their `id_hash`."""
+        every other day's rows (9.4 s with 12M rows in the table); None (every day, which
+        the index on the id serves) for a day much smaller than the history recorded.
+        `verify`: the day's hashes computed again from its rows' ids, not taken from its
+        record; other days are trusted as their loads recorded them, as DuckDB trusts their
+        `id_hash`."""
         elsewhere, other = other_days("cdr_date", day)
-        if not self.execute(con, f"SELECT 1 FROM {ID_HASHES} WHERE table_name = ? AND "
-                            f"{elsewhere} LIMIT 1", (table, *other)):
+        (own_ids, other_ids), = self.execute(
+            con, f"SELECT COALESCE(SUM(octet_length(hashes)) FILTER (WHERE cdr_date = ?), 0) "
+            f"/ 8, COALESCE(SUM(octet_length(hashes)) FILTER (WHERE {elsewhere}), 0) / 8 "
+            f"FROM {ID_HASHES} WHERE table_name = ?", (day, *other, table))
+        if not other_ids:
             return []  # a first day: nothing to read, not even the day's ids
+        if other_ids > RECORDED_PER_PROBE * own_ids:
+            return None  # a small day in a long history: its ids looked up in the index
         if verify:
             day_hashes = np.sort(SeenIds.storable(self._hashes_of_rows(con, table, key, day)))
         else:
