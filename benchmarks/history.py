@@ -1,7 +1,9 @@
 """History benchmark: does a day cost the same with many days already loaded? Loads `--days`
 days of `--rows` voice rows in order through `load_day` (the pipeline's load: read, validate,
 load, duplicates against every other day, ledger, money check), then loads the last day again
-with one call of the first day re-delivered in it, which the load must find and hold.
+with one call of the first day re-delivered in it, which the load must find and hold. After
+each load, the day's checks (`read_day_facts`: the reconciliation's reads of the day, its
+count of ids present twice included) are timed too.
 
     python benchmarks/history.py --days 12 --rows 1000000 --warehouse postgresql
     python benchmarks/history.py --days 12 --rows 1000000 --warehouse duckdb
@@ -60,6 +62,7 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     args = parser.parse_args()
 
+    from cdr_workflow.day_facts import read_day_facts
     from cdr_workflow.kinds import VOICE
     from cdr_workflow.load import load_day
     from cdr_workflow.sources import DEFAULT_FILE_PATTERN
@@ -76,11 +79,16 @@ def main() -> None:
         warehouse.ensure_tables()
         source = LocalSource(workdir / "drop", re.compile(DEFAULT_FILE_PATTERN))
 
+        checks: list[float] = []
+
         def load(day: dt.date) -> tuple[float, bool, int]:
             start = time.perf_counter()
             result = load_day(source, warehouse, VOICE, day, "benchmark")
-            return (round(time.perf_counter() - start, 2),
-                    result.rows_read == result.rows_loaded + result.rows_rejected,
+            seconds = round(time.perf_counter() - start, 2)
+            start = time.perf_counter()
+            read_day_facts(warehouse, VOICE, day, FIRST_DAY)
+            checks.append(round(time.perf_counter() - start, 2))
+            return (seconds, result.rows_read == result.rows_loaded + result.rows_rejected,
                     result.rows_rejected)
 
         days = [FIRST_DAY + dt.timedelta(days=n) for n in range(args.days)]
@@ -96,6 +104,8 @@ def main() -> None:
         "warehouse": args.warehouse, "days": args.days, "rows_per_day": args.rows,
         "seconds_each_day": seconds,
         "last_day_to_first": round(seconds[-1] / seconds[0], 2),
+        "checks_seconds_each_day": checks[:-1],
+        "checks_last_day_to_first": round(checks[-2] / checks[0], 2),
         "reload_of_last_day_with_a_late_copy_seconds": reload[0],
         "late_copy_rejected": reload[2] == loads[-1][2] + 1,
         "every_load_balances": all(b for _, b, _ in [*loads, reload])}, indent=2))
