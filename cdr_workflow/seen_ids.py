@@ -90,12 +90,6 @@ class SeenIds:
         """The hashes as the set keeps them: 0 (its empty slot) as 1."""
         return np.where(hashes == cls.EMPTY, np.uint64(1), hashes)
 
-    @classmethod
-    def of(cls, hashes: np.ndarray) -> SeenIds:
-        seen = cls()
-        seen.add(hashes)
-        return seen
-
     def _insert(self, keys: np.ndarray, pending: np.ndarray, new: np.ndarray) -> np.ndarray:
         """Insert keys[pending] (distinct), marking in `new` those that were not there; the
         ones left when a probe would leave the table."""

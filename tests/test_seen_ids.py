@@ -55,9 +55,11 @@ def test_hashes_do_not_depend_on_how_the_ids_are_laid_out():
 @given(st.lists(st.integers(0, 2**64 - 1), max_size=40),
        st.lists(st.integers(0, 2**64 - 1), max_size=40))
 def test_the_seen_hashes_are_each_hash_once_in_order_and_others_are_found_among_them(first, second):
-    seen = SeenIds.of(np.array(first, np.uint64))
+    seen = SeenIds()
+    seen.add(np.array(first, np.uint64))
     kept = seen.hashes()
-    assert kept.tolist() == sorted({h or 1 for h in first}), "0 is kept as 1, as `add` does"
+    assert kept.tolist() == sorted({h or 1 for h in first}), "0 is kept as 1"
+    assert kept.tolist() == np.unique(SeenIds.storable(np.array(first, np.uint64))).tolist()
     others = np.array(second, np.uint64)
     assert among(others, kept).tolist() == [h in set(kept.tolist()) for h in second]
 

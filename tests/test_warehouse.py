@@ -156,9 +156,8 @@ def test_rows_an_older_version_left_without_hashes_are_still_searched(tmp_path, 
 @pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
 def test_days_an_older_version_loaded_have_their_id_hashes_recorded(warehouse_url, source):
     """PostgreSQL searches other days in the id hashes each load records: days loaded before
-    the record existed get theirs from their rows when a process next opens the warehouse,
-    and a call restored to a day is added to that day's record, so its copies are still
-    found."""
+    the record existed get theirs from their rows at the next load, and a call restored to a
+    day is added to that day's record, so its copies are still found."""
     d20, d22, d23 = (DAY + dt.timedelta(days=n) for n in (-1, 1, 2))
     write(source, f"voice_{d20}.csv", [pt_row("x", CallTime=f"{d20}T10:00:00Z",
                                               AnswerTime="")])
@@ -170,6 +169,8 @@ def test_days_an_older_version_loaded_have_their_id_hashes_recorded(warehouse_ur
     write(source, f"voice_{d20}.csv", [pt_row("z", CallTime=f"{d20}T10:00:00Z",
                                               AnswerTime="")])
     load_day(source, warehouse, VOICE, d20, "run-3")  # x restored to DAY
+    assert ("voice_cdrs", DAY, "run-2") in warehouse.query(
+        "SELECT table_name, cdr_date, load_id FROM cdr_id_hashes")
     for later, call in ((d22, "y"), (d23, "x")):  # y: recorded from the rows; x: restored
         write(source, f"voice_{later}.csv", [pt_row(call, CallTime=f"{later}T10:00:00Z",
                                                     AnswerTime="")])
@@ -177,6 +178,42 @@ def test_days_an_older_version_loaded_have_their_id_hashes_recorded(warehouse_ur
         assert (result.rows_loaded, result.rows_rejected) == (0, 1), call
     assert sorted(warehouse.query("SELECT call_id, cdr_date FROM voice_cdrs")) == [
         ("x", DAY), ("y", DAY), ("z", d20)]
+
+
+@pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("caught_up", [True, False])
+@pytest.mark.parametrize("out_of_date", ["reloaded by an earlier release",
+                                         "hashed by another DuckDB"])
+def test_a_day_whose_record_is_out_of_date_is_still_searched(
+        warehouse_url, source, monkeypatch, out_of_date, caught_up):
+    """A record is current while the ledger names the load that wrote it and DuckDB hashes
+    alike. Otherwise (a release before reloaded the day during a rolling deploy, or DuckDB
+    changed its hash) the next load records the day again from its rows; until then the
+    day is searched as if it had no record, by the load and by the reconciliation."""
+    from cdr_workflow.warehouse import postgres
+    d22 = DAY + dt.timedelta(days=1)
+    write(source, f"voice_{DAY}.csv", [pt_row("y")])
+    warehouse = open_warehouse(warehouse_url)
+    load_day(source, warehouse, VOICE, DAY, "run-1")
+    if out_of_date == "reloaded by an earlier release":
+        copy_rows(warehouse, "WHERE call_id = 'y'", call_id="'z'")  # the day is now [y, z]
+        warehouse.query("UPDATE cdr_files SET load_id = 'earlier-release'")
+    else:
+        copy_rows(warehouse, "WHERE call_id = 'y'", call_id="'z'")
+        warehouse.query("UPDATE cdr_id_hashes SET hash_probe = hash_probe + 1")
+    if not caught_up:
+        monkeypatch.setattr(postgres.PostgresWarehouse, "catch_up", lambda *args: None)
+    write(source, f"voice_{d22}.csv", [pt_row("z", CallTime=f"{d22}T10:00:00Z",
+                                              AnswerTime="")])
+    result = load_day(source, warehouse, VOICE, d22, "run-2")
+    assert (result.rows_loaded, result.rows_rejected) == (0, 1)
+    recorded = warehouse.query("SELECT load_id, hash_probe FROM cdr_id_hashes "
+                               "WHERE cdr_date = ?", (DAY,))
+    assert (recorded == [(warehouse.query("SELECT MAX(load_id) FROM cdr_files WHERE "
+                                          "cdr_date = ?", (DAY,))[0][0],
+                          postgres._hash_probe())]) == caught_up
+    copy_rows(warehouse, "WHERE call_id = 'z'", cdr_date=f"DATE '{d22}'")  # by hand, as well
+    assert read_day_facts(warehouse, VOICE, d22, d22).duplicate_ids_in_table == 1
 
 
 @pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
@@ -200,7 +237,7 @@ def test_postgres_looks_ids_up_in_the_records_or_for_a_small_day_in_the_index(
     copy_rows(warehouse, "WHERE call_id = 'fresh'", cdr_date="cdr_date - 1")
     with warehouse.connect() as con:
         warehouse.record_id_hashes(con, "voice_cdrs", DAY - dt.timedelta(days=1),
-                                   SeenIds.of(id_hashes(pa.array(["fresh"]))), replacing=False)
+                                   id_hashes(pa.array(["fresh"])), "by hand", replacing=False)
     assert read_day_facts(warehouse, VOICE, DAY, DAY).duplicate_ids_in_table == 1
     assert found[-1] == searched
 
@@ -276,7 +313,7 @@ def test_the_reconciliation_counts_an_id_also_on_another_day(warehouse, source):
     copy_rows(warehouse, "WHERE call_id = 'a'", cdr_date="cdr_date - 1")
     with warehouse.connect() as con:
         warehouse.record_id_hashes(con, "voice_cdrs", DAY - dt.timedelta(days=1),
-                                   SeenIds.of(id_hashes(pa.array(["a"]))), replacing=False)
+                                   id_hashes(pa.array(["a"])), "by hand", replacing=False)
     assert sorted(warehouse.query("SELECT cdr_date FROM voice_cdrs WHERE call_id = 'a'")) == [
         (DAY - dt.timedelta(days=1),), (DAY,)]
     assert read_day_facts(warehouse, VOICE, DAY, DAY).duplicate_ids_in_table == 1

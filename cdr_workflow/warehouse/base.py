@@ -19,7 +19,7 @@ from cdr_workflow.spool import grouped
 from cdr_workflow.warehouse.tables import ALL_TABLES, Table
 
 if TYPE_CHECKING:
-    from cdr_workflow.seen_ids import SeenIds
+    import numpy as np
 
 STREAM_APPEND_ROWS = 2 * 122_880  # rows per append when a stream is appended in parts
 
@@ -29,6 +29,8 @@ class Warehouse(ABC):
 
     # whether `days_sharing_ids` compares the `id_hash` column: only then do loads fill it
     searches_by_id_hash = False
+    # whether it reads a record of each day's id hashes, which loads then write
+    records_id_hashes = False
     _session: Any = None  # the connection held open by `session()`, if any
     _joined: Any = None  # the connection of the open `transaction()`, if any
     _tables_ready = False
@@ -63,23 +65,23 @@ class Warehouse(ABC):
     def days_sharing_ids(self, con: Any, table: str, key: str, day: dt.date,
                          verify: bool = False) -> list[dt.date] | None:
         """The other days that may hold an id of the day's rows, for a search of copies to
-        look at; None: every day. `verify`: do not trust what loads stored to narrow them
-        down."""
+        look at; None: every day. `verify`: do not trust what the day's load stored to
+        narrow them down."""
         return None
 
-    def record_id_hashes(self, con: Any, table: str,  # noqa: B027 - optional hook
-                         day: dt.date, seen: SeenIds, replacing: bool = True) -> None:
-        """The hashes of the ids `day` of `table` holds, as a load saw them: all of them
-        (`replacing` what was recorded for the day), or rows restored to it. For an engine
-        whose `days_sharing_ids` reads them from a record of its own."""
+    def record_id_hashes(self, con: Any, table: str, day: dt.date,  # noqa: B027 - where
+                         hashes: np.ndarray, load_id: str,  # `records_id_hashes`
+                         replacing: bool = True) -> None:
+        """The hashes (`SeenIds.storable`, sorted) of the ids `day` of `table` holds, written
+        by `load_id`: all of them (`replacing` its record), or of rows restored to it."""
 
     def take_turn_to_load(self, con: Any, table: str) -> None:  # noqa: B027 - optional hook
         """First thing in a day's load of `table`: wait for other loads of it to end, on an
         engine that lets them run at once."""
 
-    def catch_up_indexes(self, con: Any, table: str) -> None:  # noqa: B027 - optional hook
-        """Before a day's rows are replaced: bring up to date what an index keeps of the rows
-        earlier loads appended, where the engine leaves that for later."""
+    def catch_up(self, con: Any, table: str) -> None:  # noqa: B027 - optional hook
+        """Before a day's rows are replaced: bring up to date what the engine keeps beside
+        the rows that earlier loads wrote (index summaries, records), where it lets that lag."""
 
     def refresh_statistics(self, con: Any, table: str,  # noqa: B027 - optional hook
                            columns: Sequence[str]) -> None:

@@ -95,7 +95,7 @@ class DayLoad:
 
     def begin(self) -> None:
         self.warehouse.take_turn_to_load(self.con, self.table.name)
-        self.warehouse.catch_up_indexes(self.con, self.table.name)
+        self.warehouse.catch_up(self.con, self.table.name)
         for table in (self.table, self.held):
             self._run(f"DELETE FROM {table.name} WHERE cdr_date = ?", (self.day,))
         for table in (REJECTS, FILES):
@@ -261,7 +261,9 @@ class DayLoad:
     def finish(self) -> None:
         if not self._statistics_fresh:
             self._refresh_statistics()
-        self.warehouse.record_id_hashes(self.con, self.table.name, self.day, self._seen)
+        if self.warehouse.records_id_hashes:
+            self.warehouse.record_id_hashes(self.con, self.table.name, self.day,
+                                            self._seen.hashes(), self.load_id)
         self._reject_copies_of_other_days()
         self._keep_raw_text_of_duplicates()
         self._restore_held_copies(", ".join(self.table.column_names))
@@ -359,6 +361,7 @@ class DayLoad:
               FROM {held} h WHERE {elsewhere}
                 AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{key} = h.{key})) first_copies
             WHERE copy_number = 1""", other)
+        restored_ids: dict[dt.date, list[str]] = {}
         for cdr_date, source_file, line, value in restored:
             where = "cdr_date = ? AND source_file = ? AND source_line = ?"
             params = (cdr_date, source_file, line)
@@ -369,9 +372,12 @@ class DayLoad:
             self._run(f"DELETE FROM cdr_rejects WHERE kind = ? AND {where}",
                       (self.kind.name, *params))
             self._count_restored(cdr_date, source_file, money)
-            self.warehouse.record_id_hashes(
-                self.con, table, as_date(cdr_date),
-                SeenIds.of(id_hashes(pa.array([value], pa.string()))), replacing=False)
+            restored_ids.setdefault(as_date(cdr_date), []).append(value)
+        if self.warehouse.records_id_hashes:
+            for day, ids in restored_ids.items():
+                hashes = np.sort(SeenIds.storable(id_hashes(pa.array(ids, pa.string()))))
+                self.warehouse.record_id_hashes(self.con, table, day, hashes, self.load_id,
+                                                replacing=False)
 
     def _count_restored(self, cdr_date: object, source_file: str, money: list[tuple]) -> None:
         """The restored copy's day: one more row loaded, one fewer rejected, its money back."""

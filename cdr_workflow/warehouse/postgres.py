@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import re
 import time
@@ -18,7 +19,7 @@ import pyarrow as pa
 
 from cdr_workflow.kinds import KINDS
 from cdr_workflow.seen_ids import SeenIds, among, id_hashes
-from cdr_workflow.warehouse.base import Warehouse, other_days
+from cdr_workflow.warehouse.base import Warehouse
 from cdr_workflow.warehouse.tables import CDR_TABLES, HELD_TABLES
 
 CONNECT_ATTEMPTS = 5
@@ -29,20 +30,25 @@ CONNECT_BACKOFF_SECONDS = 1.0  # 1, 2, 4, 8 s between attempts
 # other's transaction: it gives up, and its caller reads on the first connection instead
 BESIDE_LOCK_TIMEOUT = "1s"
 SCHEMA_LOCK = 0x0CD2_7AB1E5  # the advisory lock held while the tables are created
-# each day's id hashes as its loads saw them (`SeenIds.hashes`, 8 bytes an id): what the
-# search of other days reads instead of their rows
+# each day's id hashes as its load saw them (sorted, 8 bytes an id), with the load's id and
+# the hash of `HASH_PROBE`: what the search of other days reads instead of their rows. A
+# record is current while the ledger names the same load and DuckDB hashes the probe alike.
 ID_HASHES = "cdr_id_hashes"
+ID_HASHES_DDL = (f"CREATE TABLE {ID_HASHES} (table_name TEXT NOT NULL, cdr_date DATE NOT NULL, "
+                 "load_id TEXT NOT NULL, hash_probe BIGINT NOT NULL, hashes BYTEA NOT NULL)",
+                 # random hashes do not compress: stored as they are, not tried first
+                 f"ALTER TABLE {ID_HASHES} ALTER COLUMN hashes SET STORAGE EXTERNAL")
+HASH_PROBE = "cdr_workflow"
 # a day's ids are looked up in the index on the id, not in the records, when the other days
 # have this many times more hashes recorded: 20k ids probed in 66-400 ms (5M rows, warm or
 # not), 4M recorded hashes read and searched in 0.17 s
 RECORDED_PER_PROBE = 100
-ID_HASHES_DDL = (f"CREATE TABLE IF NOT EXISTS {ID_HASHES} (table_name TEXT NOT NULL, "
-                 "cdr_date DATE NOT NULL, hashes BYTEA NOT NULL)",
-                 # random hashes do not compress: stored as they are, not tried first
-                 f"ALTER TABLE {ID_HASHES} ALTER COLUMN hashes SET STORAGE EXTERNAL")
+KIND_OF_TABLE = {table.name: kind for kind, table in CDR_TABLES.items()}
 
 
 class PostgresWarehouse(Warehouse):
+    records_id_hashes = True
+
     def __init__(self, url: str):
         self.url = url.replace("postgres://", "postgresql://", 1)
 
@@ -112,54 +118,72 @@ class PostgresWarehouse(Warehouse):
                     self.execute(con, f"CREATE INDEX IF NOT EXISTS {name} {target}")
             for name in replaced & present:
                 self.execute(con, f"DROP INDEX IF EXISTS {name}")
-            for statement in ID_HASHES_DDL:
-                self.execute(con, statement)
-            self._record_hashes_of_earlier_loads(con)
+            (exists,), = self.execute(con, "SELECT to_regclass(?) IS NOT NULL", (ID_HASHES,))
+            if not exists:  # DDL only when missing: it locks, and needs the owner
+                for statement in ID_HASHES_DDL:
+                    self.execute(con, statement)
 
-    def _record_hashes_of_earlier_loads(self, con: Any) -> None:
-        """Days an earlier release loaded (in the ledger, without recorded hashes) have them
-        recorded from their rows, once."""
-        recorded = set(self.execute(con, f"SELECT DISTINCT table_name, cdr_date FROM {ID_HASHES}"))
-        for kind, day in self.execute(con, "SELECT DISTINCT kind, cdr_date FROM cdr_files"):
-            table, key = CDR_TABLES[kind].name, KINDS[kind].id_column
-            if (table, day) not in recorded:
-                self.record_id_hashes(con, table, day,
-                                      SeenIds.of(self._hashes_of_rows(con, table, key, day)))
-
-    def record_id_hashes(self, con: Any, table: str, day: dt.date, seen: SeenIds,
-                         replacing: bool = True) -> None:
+    def record_id_hashes(self, con: Any, table: str, day: dt.date, hashes: np.ndarray,
+                         load_id: str, replacing: bool = True) -> None:
         if replacing:
             self.execute(con, f"DELETE FROM {ID_HASHES} WHERE table_name = ? AND cdr_date = ?",
                          (table, day))
         self.append(con, ID_HASHES, pa.table({
             "table_name": pa.array([table]), "cdr_date": pa.array([day], pa.date32()),
-            "hashes": pa.array([seen.hashes().tobytes()], pa.binary())}))
+            "load_id": pa.array([load_id]), "hash_probe": pa.array([_hash_probe()], pa.int64()),
+            "hashes": pa.array([hashes.tobytes()], pa.binary())}))
+
+    def catch_up(self, con: Any, table: str) -> None:
+        """The pages earlier loads appended, summarised in the BRIN index on `cdr_date`: a
+        range not summarised is read by every query for any day until autovacuum gets to it,
+        which a backfill outruns (five 1M-row days loaded back to back: a day's delete of its
+        earlier rows read them all, 0.7 s). The day's own pages are left to the next load:
+        they are what the day's queries read anyway. Only the index's owner may summarise it
+        (another role loads as before). Then the days without a current record of their ids
+        (loaded by an earlier release, or by another DuckDB) have one made from their rows."""
+        self.execute(con, "SELECT brin_summarize_new_values(oid) FROM pg_class WHERE oid = "
+                     "to_regclass(?) AND pg_has_role(relowner, 'USAGE')",
+                     (f"{table}_cdr_date_brin",))
+        key = KINDS[KIND_OF_TABLE[table]].id_column
+        for day, load_id in self._days_not_recorded(con, table):
+            hashes = np.sort(SeenIds.storable(self._hashes_of_rows(con, table, key, day)))
+            self.record_id_hashes(con, table, day, hashes, load_id)
+
+    def _days_not_recorded(self, con: Any, table: str) -> list[tuple[dt.date, str]]:
+        """The days of the ledger, with the load that wrote them, that have no current record
+        of their ids."""
+        return [(day, load_id) for day, load_id in self.execute(con, f"""
+            WITH ledger AS (SELECT cdr_date, MAX(load_id) AS load_id FROM cdr_files
+                            WHERE kind = ? GROUP BY cdr_date)
+            SELECT cdr_date, load_id FROM ledger l WHERE NOT EXISTS (
+              SELECT 1 FROM {ID_HASHES} h WHERE h.table_name = ? AND h.cdr_date = l.cdr_date
+              AND h.load_id = l.load_id AND h.hash_probe = ?)""",
+            (KIND_OF_TABLE[table], table, _hash_probe()))]
 
     def days_sharing_ids(self, con: Any, table: str, key: str, day: dt.date,
                          verify: bool = False) -> list[dt.date] | None:
         """The other days whose recorded id hashes (`record_id_hashes`) include one of the
-        day's: 8 bytes an id of history, read a day at a time, where a join of the ids reads
-        every other day's rows (9.4 s with 12M rows in the table); None (every day, which
-        the index on the id serves) for a day much smaller than the history recorded.
-        `verify`: the day's hashes computed again from its rows' ids, not taken from its
-        record; other days are trusted as their loads recorded them, as DuckDB trusts their
-        `id_hash`."""
-        elsewhere, other = other_days("cdr_date", day)
-        (own_ids, other_ids), = self.execute(
-            con, f"SELECT COALESCE(SUM(octet_length(hashes)) FILTER (WHERE cdr_date = ?), 0) "
-            f"/ 8, COALESCE(SUM(octet_length(hashes)) FILTER (WHERE {elsewhere}), 0) / 8 "
-            f"FROM {ID_HASHES} WHERE table_name = ?", (day, *other, table))
-        if not other_ids:
+        day's, and those without a current record: 8 bytes an id of history, read a day at a
+        time, where a join of the ids reads every other day's rows (9.4 s with 12M rows in
+        the table); None (every day, which the index on the id serves) for a day much smaller
+        than the history recorded. `verify`: the day's hashes computed again from its rows'
+        ids, not taken from its record; other days' current records are trusted as their
+        loads wrote them."""
+        sizes = dict(self.execute(con, f"SELECT cdr_date, SUM(octet_length(hashes)) / 8 FROM "
+                                  f"{ID_HASHES} WHERE table_name = ? GROUP BY cdr_date", (table,)))
+        own_ids = sizes.pop(day, 0)
+        not_recorded = {d for d, _ in self._days_not_recorded(con, table) if d != day}
+        if not sizes and not not_recorded:
             return []  # a first day: nothing to read, not even the day's ids
-        if other_ids > RECORDED_PER_PROBE * own_ids:
+        if sum(sizes.values()) > RECORDED_PER_PROBE * own_ids:
             return None  # a small day in a long history: its ids looked up in the index
         if verify:
             day_hashes = np.sort(SeenIds.storable(self._hashes_of_rows(con, table, key, day)))
         else:
-            own = [hashes for _, hashes in self._recorded(con, "cdr_date = ?", (table, day))]
-            day_hashes = np.sort(np.concatenate(own)) if own else np.zeros(0, np.uint64)
-        return sorted({other_day for other_day, hashes in self._recorded(
-            con, elsewhere, (table, *other)) if among(hashes, day_hashes).any()})
+            day_hashes = self._recorded(con, table, day)
+        sharing = {other for other in sizes
+                   if among(self._recorded(con, table, other), day_hashes).any()}
+        return sorted(sharing | not_recorded)
 
     def _hashes_of_rows(self, con: Any, table: str, key: str, day: dt.date) -> np.ndarray:
         """The hashes of the day's ids, read from its rows."""
@@ -167,16 +191,16 @@ class PostgresWarehouse(Warehouse):
             cur.execute(_numbered(f"SELECT {key} FROM {table} WHERE cdr_date = ?"), (day,))
             return id_hashes(cur.fetch_arrow_table().column(0))
 
-    def _recorded(self, con: Any, where: str, params: Sequence[Any]
-                  ) -> Iterator[tuple[dt.date, np.ndarray]]:
-        """Recorded id hashes, streamed (a year of 1M-id days is 2.9 GB of them)."""
+    def _recorded(self, con: Any, table: str, day: dt.date) -> np.ndarray:
+        """A day's recorded id hashes, sorted: one day at a time, as the driver holds a whole
+        result in memory (a year of 1M-id days is 2.9 GB of them)."""
         with con.cursor() as cur:
-            cur.execute(_numbered(f"SELECT cdr_date, hashes FROM {ID_HASHES} WHERE "
-                                  f"table_name = ? AND {where}"), params)
-            for batch in cur.fetch_record_batch():
-                days, hashes = batch.column(0).to_pylist(), batch.column(1)
-                for row, day in enumerate(days):
-                    yield day, np.frombuffer(hashes[row].as_buffer(), np.uint64)
+            cur.execute(_numbered(f"SELECT hashes FROM {ID_HASHES} WHERE table_name = ? AND "
+                                  "cdr_date = ?"), (table, day))
+            parts = [np.frombuffer(value.as_buffer(), np.uint64)
+                     for value in cur.fetch_arrow_table().column(0).combine_chunks()]
+        return np.sort(np.concatenate(parts)) if len(parts) > 1 else (
+            parts[0] if parts else np.zeros(0, np.uint64))
 
     def take_turn_to_load(self, con: Any, table: str) -> None:
         """A lock held until the load's transaction ends: each load's search of other days
@@ -213,16 +237,6 @@ class PostgresWarehouse(Warehouse):
         # columns looked up by (all 24: 0.4 s on a million-row day, these four: 0.17 s)
         self.execute(con, f"ANALYZE {table} ({', '.join(columns)})")
 
-    def catch_up_indexes(self, con: Any, table: str) -> None:
-        """The pages earlier loads appended, summarised in the BRIN index on `cdr_date`: a
-        range not summarised is read by every query for any day until autovacuum gets to it,
-        which a backfill outruns (five 1M-row days loaded back to back: a day's delete of its
-        earlier rows read them all, 0.7 s). The day's own pages are left to the next load:
-        they are what the day's queries read anyway. Only the index's owner may summarise it
-        (another role loads as before)."""
-        self.execute(con, "SELECT brin_summarize_new_values(oid) FROM pg_class WHERE oid = "
-                     "?::regclass AND pg_has_role(relowner, 'USAGE')", (f"{table}_cdr_date_brin",))
-
     def append(self, con: Any, table: str, rows: pa.Table, temporary: bool = False) -> None:
         """Binary COPY straight from Arrow, inside the open transaction."""
         with con.cursor() as cur:
@@ -246,6 +260,12 @@ class PostgresWarehouse(Warehouse):
                 cur.adbc_ingest(table, pa.RecordBatchReader.from_batches(
                     run.schema, iter(run)), mode="append")
             first = run.stopped_at
+
+
+@functools.cache
+def _hash_probe() -> int:
+    """The hash of `HASH_PROBE` with this DuckDB, as a signed 64-bit number."""
+    return int(id_hashes(pa.array([HASH_PROBE]))[:1].view(np.int64)[0])
 
 
 def _numbered(sql: str) -> str:
