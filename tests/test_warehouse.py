@@ -570,6 +570,33 @@ def test_postgres_summarises_earlier_days_for_its_date_index(warehouse_url, sour
 
 
 @pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
+def test_postgres_loads_as_a_role_that_does_not_own_the_tables(warehouse_url, source):
+    """Where the tables' owner created them and loads run as a role with only the rights to
+    read and write rows, a load still works, its duplicates found: it runs no DDL, and
+    leaves the date index's summary (which only the owner may make) to autovacuum."""
+    open_warehouse(warehouse_url).ensure_tables()
+    role = f"cdr_loader_{warehouse_url.rsplit('_', 1)[-1]}"
+    owner = open_warehouse(warehouse_url)
+    owner.query(f"CREATE ROLE {role} LOGIN")
+    try:
+        owner.query(f"GRANT USAGE ON SCHEMA public TO {role}")
+        owner.query(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public "
+                    f"TO {role}")
+        loader = open_warehouse(warehouse_url.replace("//postgres@", f"//{role}@"))
+        write(source, f"voice_{DAY - dt.timedelta(days=1)}.csv", [pt_row(
+            "dup", CallTime=f"{DAY - dt.timedelta(days=1)}T10:00:00Z", AnswerTime="")])
+        write(source, f"voice_{DAY}.csv", [pt_row(f"id-{n}") for n in range(5000)]
+              + [pt_row("dup")])
+        load_day(source, loader, VOICE, DAY - dt.timedelta(days=1), "run-1")
+        result = load_day(source, loader, VOICE, DAY, "run-2")
+        assert (result.rows_loaded, result.rows_rejected) == (5000, 1)
+        assert read_day_facts(loader, VOICE, DAY, DAY).duplicate_ids_in_table == 0
+    finally:
+        owner.query(f"DROP OWNED BY {role}")
+        owner.query(f"DROP ROLE {role}")
+
+
+@pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
 def test_postgres_stream_sends_a_column_whose_first_value_comes_late(warehouse_url):
     """The COPY leaves out the columns the stream has held no value in so far: a batch with
     a value in one of them must still arrive whole, and every batch after it. An empty batch
