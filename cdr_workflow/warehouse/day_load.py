@@ -373,11 +373,17 @@ class DayLoad:
                       (self.kind.name, *params))
             self._count_restored(cdr_date, source_file, money)
             restored_ids.setdefault(as_date(cdr_date), []).append(value)
-        if self.warehouse.records_id_hashes:
-            for day, ids in restored_ids.items():
-                hashes = np.sort(SeenIds.storable(id_hashes(pa.array(ids, pa.string()))))
-                self.warehouse.record_id_hashes(self.con, table, day, hashes, self.load_id,
-                                                replacing=False)
+        self._record_restored_ids(restored_ids)
+
+    def _record_restored_ids(self, restored: dict[dt.date, list[str]]) -> None:
+        """The days' records of id hashes, where the warehouse keeps them, gain the ids
+        restored to them."""
+        if not self.warehouse.records_id_hashes:
+            return
+        for day, ids in restored.items():
+            hashes = np.sort(SeenIds.storable(id_hashes(pa.array(ids, pa.string()))))
+            self.warehouse.record_id_hashes(self.con, self.table.name, day, hashes,
+                                            self.load_id, replacing=False)
 
     def _count_restored(self, cdr_date: object, source_file: str, money: list[tuple]) -> None:
         """The restored copy's day: one more row loaded, one fewer rejected, its money back."""
