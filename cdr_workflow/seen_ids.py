@@ -90,6 +90,11 @@ class SeenIds:
         """The hashes as the set keeps them: 0 (its empty slot) as 1."""
         return np.where(hashes == cls.EMPTY, np.uint64(1), hashes)
 
+    @classmethod
+    def sorted_storable(cls, hashes: np.ndarray) -> np.ndarray:
+        """The hashes in the form `hashes` gives, repeats allowed: what a search reads."""
+        return np.sort(cls.storable(hashes))
+
     def _insert(self, keys: np.ndarray, pending: np.ndarray, new: np.ndarray) -> np.ndarray:
         """Insert keys[pending] (distinct), marking in `new` those that were not there; the
         ones left when a probe would leave the table."""

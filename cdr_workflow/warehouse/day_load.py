@@ -381,7 +381,7 @@ class DayLoad:
         if not self.warehouse.records_id_hashes:
             return
         for day, ids in restored.items():
-            hashes = np.sort(SeenIds.storable(id_hashes(pa.array(ids, pa.string()))))
+            hashes = SeenIds.sorted_storable(id_hashes(pa.array(ids, pa.string())))
             self.warehouse.record_id_hashes(self.con, self.table.name, day, hashes,
                                             self.load_id, replacing=False)
 

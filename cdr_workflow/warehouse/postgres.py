@@ -146,8 +146,8 @@ class PostgresWarehouse(Warehouse):
                      (f"{table}_cdr_date_brin",))
         key = KINDS[KIND_OF_TABLE[table]].id_column
         for day, load_id in self._days_not_recorded(con, table):
-            hashes = np.sort(SeenIds.storable(self._hashes_of_rows(con, table, key, day)))
-            self.record_id_hashes(con, table, day, hashes, load_id)
+            self.record_id_hashes(con, table, day,
+                                  self._hashes_of_rows(con, table, key, day), load_id)
 
     def _days_not_recorded(self, con: Any, table: str) -> list[tuple[dt.date, str]]:
         """The days of the ledger, with the load that wrote them, that have no current record
@@ -178,7 +178,7 @@ class PostgresWarehouse(Warehouse):
         if sum(sizes.values()) > RECORDED_PER_PROBE * own_ids:
             return None  # a small day in a long history: its ids looked up in the index
         if verify:
-            day_hashes = np.sort(SeenIds.storable(self._hashes_of_rows(con, table, key, day)))
+            day_hashes = self._hashes_of_rows(con, table, key, day)
         else:
             day_hashes = self._recorded(con, table, day)
         sharing = {other for other in sizes
@@ -186,10 +186,10 @@ class PostgresWarehouse(Warehouse):
         return sorted(sharing | not_recorded)
 
     def _hashes_of_rows(self, con: Any, table: str, key: str, day: dt.date) -> np.ndarray:
-        """The hashes of the day's ids, read from its rows."""
+        """The hashes of the day's ids, read from its rows, sorted as a record keeps them."""
         with con.cursor() as cur:
             cur.execute(_numbered(f"SELECT {key} FROM {table} WHERE cdr_date = ?"), (day,))
-            return id_hashes(cur.fetch_arrow_table().column(0))
+            return SeenIds.sorted_storable(id_hashes(cur.fetch_arrow_table().column(0)))
 
     def _recorded(self, con: Any, table: str, day: dt.date) -> np.ndarray:
         """A day's recorded id hashes, sorted: one day at a time, as the driver holds a whole
