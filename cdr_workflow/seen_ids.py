@@ -43,6 +43,18 @@ def stored_id_hashes(hashes: np.ndarray) -> pa.Array:
     return pa.array((hashes >> np.uint64(1)).astype(np.int64))
 
 
+def _first_of_each(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each distinct hash, sorted, and the position of its first copy: `np.unique` with
+    `return_index`, whose stable sort is 3-4x slower than an unstable one and the smallest
+    position of each run of equal hashes (1M hashes in 48k batches: 22 ms against 77 ms)."""
+    order = np.argsort(hashes)
+    ordered = hashes[order]
+    if not len(ordered):
+        return ordered, order
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    return ordered[starts], np.minimum.reduceat(order, starts)
+
+
 @functools.cache
 def _hasher() -> duckdb.DuckDBPyConnection:
     return duckdb.connect(":memory:", config={"threads": 1})
@@ -67,7 +79,7 @@ class SeenIds:
         """Record the hashes; True where one was seen before, earlier in these or in a call
         before."""
         hashes = self.storable(hashes)
-        unique, first = np.unique(hashes, return_index=True)
+        unique, first = _first_of_each(hashes)
         while self._count + len(unique) > self.MAX_LOAD * (1 << self._bits):
             self._grow()
         new = np.zeros(len(unique), dtype=bool)
