@@ -62,6 +62,14 @@ class Kind:
         return any(lay.amount_column for lay in self.layouts)
 
     @property
+    def grouped_columns(self) -> tuple[str, ...]:
+        """The columns a day's checks, KPIs and invoice lines group its rows by."""
+        money = ("currency", "application_key") if self.has_amounts else ()
+        breakdowns = (d.sql for d in self.kpi_dimensions if d.sql.isidentifier())
+        return tuple(dict.fromkeys(("result", "reason", *money, self.product_column,
+                                    *breakdowns)))
+
+    @property
     def kpi_description(self) -> str:
         measures = ("attempts, ASR, ACD, NER, minutes, cost and cost per minute"
                     if self.duration_column else

@@ -570,6 +570,20 @@ def test_postgres_summarises_earlier_days_for_its_date_index(warehouse_url, sour
 
 
 @pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
+def test_postgres_has_statistics_of_the_columns_the_day_is_grouped_by(warehouse_url, source):
+    """A load refreshes the planner's figures of the columns the day's checks, KPIs and
+    invoices group by: without them PostgreSQL guesses thousands of groups and sorts the day
+    on disk, where a hash of a few groups serves."""
+    write(source, f"voice_{DAY}.csv", [pt_row(f"id-{n}") for n in range(200)])
+    warehouse = open_warehouse(warehouse_url)
+    load_day(source, warehouse, VOICE, DAY, "run-1")
+    analysed = {column for (column,) in warehouse.query(
+        "SELECT attname FROM pg_stats WHERE tablename = 'voice_cdrs'")}
+    assert {"currency", "application_key", "result", "call_type"} <= analysed
+    assert set(VOICE.grouped_columns) <= analysed
+
+
+@pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
 def test_postgres_loads_as_a_role_that_does_not_own_the_tables(warehouse_url, source):
     """Where the tables' owner created them and loads run as a role with only the rights to
     read and write rows, a load still works, its duplicates found: it runs no DDL, and

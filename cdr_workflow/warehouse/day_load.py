@@ -252,10 +252,14 @@ class DayLoad:
                                          "load_id": self.load_id})
 
     def _refresh_statistics(self) -> None:
-        """Of the columns the day's queries look up by; rows settled after the day's stream
-        are few (copies are held, not appended), so one refresh a day serves."""
+        """Of the columns the day's queries look up by, and those its checks and reports
+        group by: without them PostgreSQL guesses thousands of groups where a day has a few
+        and sorts a 1M-row day on disk (the money check 0.50 s against 0.23 s; six more
+        columns cost the refresh 0.07 s). Rows settled after the day's stream are few
+        (copies are held, not appended), so one refresh a day serves."""
         self.warehouse.refresh_statistics(self.con, self.table.name, (
-            "cdr_date", self.kind.id_column, "source_file", "source_line"))
+            "cdr_date", self.kind.id_column, "source_file", "source_line",
+            *self.kind.grouped_columns))
         self._statistics_fresh = True
 
     def finish(self) -> None:
