@@ -71,6 +71,12 @@ class PostgresWarehouse(Warehouse):
     def _begin(self, con: Any) -> None:
         self.execute(con, f"SET LOCAL work_mem = '{WORK_MEM}'")
 
+    def distinct_ids_sql(self, column: str) -> str:
+        """PostgreSQL's own 64-bit hash of each id: 8 bytes sort faster than the id's text
+        (1M ids: 0.32-0.43 s against 0.52-0.79 s). Equal ids hash alike, so ids that
+        repeat are never hidden; a collision only adds a distinct value less."""
+        return f"hashtextextended({column}, 0)"
+
     def reads_beside(self, con: Any) -> bool:
         (written,), = self.execute(con, "SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
         return not written
