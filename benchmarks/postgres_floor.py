@@ -68,9 +68,11 @@ def _rows_as_stored(path: Path, url: str) -> Any:
     return rows.select(filled).cast(pa.schema([schema.field(n) for n in filled]))
 
 
-def _send(url: str, rows: Any, indexes: str, built_after: str | None = None) -> float:
+def _send(url: str, rows: Any, indexes: str, built_after: str | None = None
+          ) -> tuple[float, list[str]]:
     """Seconds to COPY `rows` into a new table shaped like the warehouse's, with `indexes`
-    (`INCLUDING INDEXES`: the warehouse's own), and to build `built_after`, committed."""
+    (`INCLUDING INDEXES`: the warehouse's own), and to build `built_after`, committed; and
+    the table's indexes then, as the server describes them."""
     import adbc_driver_postgresql.dbapi as adbc
     import pyarrow as pa
 
@@ -89,7 +91,11 @@ def _send(url: str, rows: Any, indexes: str, built_after: str | None = None) -> 
             if built_after:
                 cur.execute(built_after)
         con.commit()
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        with con.cursor() as cur:
+            cur.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'floor_copy' "
+                        "ORDER BY indexname")
+            return seconds, [definition for (definition,) in cur.fetchall()]
 
 
 VARIANTS = {
@@ -121,9 +127,11 @@ def main() -> None:
     try:
         rows = _rows_as_stored(path, url)
         seconds: dict[str, list[float]] = {v: [] for v in [*VARIANTS, "COPY of the file"]}
+        indexes: dict[str, list[str]] = {}
         for _ in range(args.rounds):
-            for variant, (indexes, after) in VARIANTS.items():
-                seconds[variant].append(round(_send(url, rows, indexes, after), 3))
+            for variant, (like, after) in VARIANTS.items():
+                took, indexes[variant] = _send(url, rows, like, after)
+                seconds[variant].append(round(took, 3))
             copy = _in_child(_postgres_baseline, str(path), _fresh_postgres(
                 args.postgres_url, f"{name}_copy"))
             seconds["COPY of the file"].append(round(copy["seconds"], 3))
@@ -133,7 +141,7 @@ def main() -> None:
     print(json.dumps({
         "file": path.name, "rows": rows.num_rows, "rounds": args.rounds,
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "seconds_each_round": seconds,
+        "indexes": indexes, "seconds_each_round": seconds,
         "median_seconds": {v: statistics.median(s) for v, s in seconds.items()},
     }, indent=2))
 

@@ -58,6 +58,21 @@ def test_ingest_benchmark_compares_each_warehouse_with_its_own_loader(warehouse_
             "load_step_ratio_to_baseline"] == ratios[1]
 
 
+@pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
+def test_postgres_floor_benchmark_sends_the_loaded_rows_to_each_table_shape(warehouse_url):
+    report = run("postgres_floor.py", "--rows", "5000", "--rounds", "2",
+                 "--postgres-url", warehouse_url)
+    assert report["rows"] == 5000
+    indexes = {variant: " ".join(found) for variant, found in report["indexes"].items()}
+    assert "USING hash (call_id)" in indexes["as the warehouse"]
+    assert "brin (cdr_date)" in indexes["without the id index"]
+    assert "call_id" not in indexes["without the id index"]
+    assert "btree (call_id COLLATE \"C\")" in indexes["id index built after"]
+    for variant, seconds in report["seconds_each_round"].items():
+        assert len(seconds) == 2 and all(s > 0 for s in seconds)
+        assert report["median_seconds"][variant] == pytest.approx(sum(seconds) / 2)
+
+
 def test_backfill_benchmark_loads_every_day_through_the_dagster_cli():
     report = run("backfill.py", "--days", "3", "--rows", "500")
     assert report["1_runs"] == {**report["1_runs"], "warehouse_days": 3,
