@@ -31,6 +31,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import statistics
 import tempfile
 import time
@@ -61,6 +62,7 @@ def _rows_as_stored(path: Path, url: str) -> Any:
     from cdr_workflow.sources import DEFAULT_FILE_PATTERN
     from cdr_workflow.sources.local import LocalSource
     from cdr_workflow.warehouse import open_warehouse
+    from cdr_workflow.warehouse.postgres import _filled
     from cdr_workflow.warehouse.tables import CDR_TABLES
 
     source = LocalSource(path.parent, re.compile(DEFAULT_FILE_PATTERN))
@@ -68,7 +70,7 @@ def _rows_as_stored(path: Path, url: str) -> Any:
     with adbc.connect(url) as con, con.cursor() as cur:
         cur.execute(f"SELECT * FROM {TABLE}")
         rows = cur.fetch_arrow_table()
-    filled = [n for n in rows.column_names if rows.column(n).null_count < rows.num_rows]
+    filled = [n for n in rows.column_names if n in _filled(rows)]
     schema = CDR_TABLES["voice"].arrow_schema
     return rows.select(filled).cast(pa.schema([schema.field(n) for n in filled]))
 
@@ -123,7 +125,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="cdr-floor-"))
     path = workdir / f"voice_{DAY.isoformat()}.csv"
     if args.file:
-        path.write_bytes(args.file.read_bytes())
+        shutil.copy(args.file, path)
     else:
         from cdr_workflow.demo import write_voice_file
 
@@ -151,6 +153,7 @@ def main() -> None:
     finally:
         _drop_postgres(args.postgres_url, name)
         _drop_postgres(args.postgres_url, f"{name}_copy")
+        shutil.rmtree(workdir)
     print(json.dumps({
         "file": path.name, "rows": rows.num_rows, "rounds": args.rounds,
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -187,7 +187,7 @@ class PostgresWarehouse(Warehouse):
             day_hashes = self._hashes_of_rows(con, table, key, day)
         else:
             day_hashes = self._recorded(con, table, day)
-        sharing = {other for other in sizes
+        sharing = {other for other in sizes.keys() - not_recorded  # those are searched anyway
                    if among(self._recorded(con, table, other), day_hashes).any()}
         return sorted(sharing | not_recorded)
 
@@ -281,7 +281,7 @@ def _numbered(sql: str) -> str:
     return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
 
 
-def _filled(batch: pa.RecordBatch) -> set[str]:
+def _filled(batch: pa.RecordBatch | pa.Table) -> set[str]:
     """The columns of the batch holding at least one value."""
     return {name for name, column in zip(batch.schema.names, batch.columns, strict=True)
             if column.null_count < len(column)}
