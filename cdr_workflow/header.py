@@ -60,9 +60,12 @@ def spellings(names: set[str]) -> set[str]:
     return {v for n in names for v in (n, n.lower(), n.upper())}
 
 
+_NOT_IN_NAMES = re.compile(r"[^a-z0-9]")
+
+
 def normalise(name: str) -> str:
     """A field name as written in any case or spelling: `CallId`, `call_id`, `CALL ID`."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+    return _NOT_IN_NAMES.sub("", name.lower())
 
 
 def _split(record: bytes) -> list[str]:
@@ -97,14 +100,28 @@ def _known_names_of(kind_name: str) -> frozenset[str]:  # start `ca`: 4,000 in 1
                      | {normalise(f.column) for lay in layouts for f in lay.fields})
 
 
-def _looks_like_header(names: list[str], kind: Kind) -> bool:
+def _looks_like_header(fields: list[str], kind: Kind) -> bool:
+    """Whether at least half the fields (and two) are field names, in any spelling. Fields
+    are read only until that is settled: most records asked are data that begin like a field
+    name, and half their fields tell (4,000 records in 1M Sinch ids: 0.107 s against 0.045)."""
     known = _known_names(kind)
-    return sum(n in known for n in names) >= max(2, len(names) // 2)
+    needed = max(2, len(fields) // 2)
+    others_allowed = len(fields) - needed
+    for name in fields:
+        if normalise(name) in known:
+            needed -= 1
+            if not needed:
+                return True
+        else:
+            others_allowed -= 1
+            if others_allowed < 0:
+                return False
+    return False
 
 
 def is_header(record: bytes, kind: Kind) -> bool:
     """Whether a record is a header line (met again mid-file in concatenated exports)."""
-    return _looks_like_header([normalise(f) for f in _split(record)], kind)
+    return _looks_like_header(_split(record), kind)
 
 
 def header_openings(kind: Kind) -> np.ndarray:

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cdr_workflow.header import is_header
 from cdr_workflow.kinds import VOICE
 from cdr_workflow.layouts import LAYOUTS
 from cdr_workflow.load import load_day
@@ -222,3 +223,26 @@ def test_a_call_time_is_rejected_as_malformed_exactly_when_it_is_not_a_documente
                  if any(reason.startswith("CallTime is not an ISO 8601") for reason in r.reasons)}
     assert malformed == {i for i, value in enumerate(times)
                          if not TIME_FORM.fullmatch(value.strip())}
+
+
+NAME_CHARACTERS = set("abcdefghijklmnopqrstuvwxyz0123456789")
+VOICE_NAMES = {"".join(c for c in n.lower() if c in NAME_CHARACTERS)
+               for lay in VOICE.layouts for f in lay.fields for n in (f.sinch_name, f.column)}
+
+
+@st.composite
+def spelled_names(draw) -> str:
+    """A voice field name as a header may write it: any case, with `_` or ` ` between."""
+    name = draw(st.sampled_from(sorted({n for lay in VOICE.layouts for f in lay.fields
+                                        for n in (f.sinch_name, f.column)})))
+    return draw(st.sampled_from([name, name.lower(), name.upper(), " " + name + " ",
+                                 "_".join(name), name.replace("_", " ")]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(spelled_names(), text, st.just("")), max_size=20))
+def test_a_record_is_a_header_exactly_when_half_its_fields_and_two_are_field_names(fields):
+    names = sum("".join(c for c in f.lower() if c in NAME_CHARACTERS) in VOICE_NAMES
+                for f in fields)
+    record = ";".join(fields).encode()
+    assert is_header(record, VOICE) == (bool(fields) and names >= max(2, len(fields) // 2))
