@@ -246,3 +246,38 @@ def test_a_record_is_a_header_exactly_when_half_its_fields_and_two_are_field_nam
                 for f in fields)
     record = ";".join(fields).encode()
     assert is_header(record, VOICE) == (bool(fields) and names >= max(2, len(fields) // 2))
+
+
+# the amounts the format documents, written here independently of the reader's checks: up to
+# 12 digits, a point (or a comma) and up to 6 more
+AMOUNT_FORM = re.compile(r"[+-]?[0-9]{1,12}([.][0-9]{1,6})?")
+
+
+@st.composite
+def amounts_near_the_form(draw) -> str:
+    """Near the form's edges: a sign or junk, up to 14 digits, up to two points (or commas)
+    with up to 8 digits after each, junk."""
+    def digits() -> str:
+        return "".join(draw(st.lists(st.sampled_from("0123456789"), min_size=draw(
+            st.integers(0, 14)), max_size=14)))
+    parts = [draw(st.sampled_from(["", "", "+", "-", " ", "x", ".", ","])), digits()]
+    for _ in range(draw(st.integers(0, 2))):
+        parts += [draw(st.sampled_from(".,")), digits()[:draw(st.integers(0, 8))]]
+    return "".join(parts) + draw(st.sampled_from(["", "", " ", "x"]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(amounts_near_the_form(), min_size=1, max_size=30))
+def test_an_amount_is_rejected_as_malformed_exactly_when_it_is_not_a_documented_form(amounts_):
+    row = {"UserSpaceId": "1", "CallTime": "2026-11-21T10:00:00Z", "Result": "NOANSWER",
+           "Reason": "N/A", "Duration": "0", "AnswerTime": "", "From": "+4670", "To": "+4671",
+           "Currency": "EUR", "Custom": "", "ApplicationKey": "a", "UserId": "u",
+           "ToCountryId": "SE"}
+    rows = [";".join({**row, "CallId": f"c{i}", "Amount": value}[name] for name in FIELDS)
+            for i, value in enumerate(amounts_)]
+    data = "\n".join([";".join(FIELDS), *rows, ""]).encode()
+    chunks = list(read_cdr_file(io.BytesIO(data), "voice_phone_terminated.csv", "voice"))
+    malformed = {r.line - 2 for c in chunks for r in c.rejects
+                 if any(reason.startswith("Amount is not a decimal") for reason in r.reasons)}
+    assert malformed == {i for i, value in enumerate(amounts_) if value.strip() and
+                         not AMOUNT_FORM.fullmatch(value.strip().replace(",", "."))}
