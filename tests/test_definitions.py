@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import logging
+import re
 import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
+import psycopg
 import pytest
 from helpers import load_definitions
 
 import cdr_workflow.definitions
 from cdr_workflow.demo import write_day
 from cdr_workflow.warehouse import open_warehouse
+from cdr_workflow.warehouse.base import CacheFit
+from cdr_workflow.warehouse.postgres import PostgresWarehouse
 
 DAY = dt.date(2026, 11, 21)
 RANGE_START = "dagster/asset_partition_range_start"
@@ -182,3 +187,53 @@ def test_backfills_split_into_runs_of_days_per_run_where_the_warehouse_takes_par
     unsplit = load_definitions({"CDR_DROP_DIR": str(tmp_path), "CDR_WAREHOUSE_URL": url})
     assert unsplit.resolve_asset_graph().get(dg.AssetKey("voice_cdrs")).backfill_policy == (
         dg.BackfillPolicy.single_run())  # by default: one run, as Dagster's CLI needs
+
+
+@pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
+def test_a_postgres_load_reports_its_id_index_beside_shared_buffers(defs, instance, drop_dir,
+                                                                     warehouse_url):
+    write_day(drop_dir, DAY, rows_per_file=20)
+    result = run_day(defs, instance, DAY)
+    assert result.success
+    metadata = instance.get_latest_materialization_event(
+        dg.AssetKey("voice_cdrs")).asset_materialization.metadata
+    with psycopg.connect(warehouse_url) as con:  # PostgreSQL's own words, not our query
+        (shown,) = con.execute("SHOW shared_buffers").fetchone()
+        (index_bytes,) = con.execute("SELECT pg_relation_size(indexrelid) FROM pg_index i "
+                                     "JOIN pg_am a ON a.oid = (SELECT relam FROM pg_class "
+                                     "WHERE oid = i.indexrelid) WHERE a.amname = 'hash' AND "
+                                     "i.indrelid = 'voice_cdrs'::regclass").fetchone()
+    number, unit = re.fullmatch(r"(\d+)([kMG]B)", shown).groups()
+    assert metadata["shared_buffers_mb"].value == int(number) * {"kB": 1 / 1024, "MB": 1,
+                                                                  "GB": 1024}[unit]
+    assert index_bytes > 0 and metadata["id_index_mb"].value == round(index_bytes / 2**20, 1)
+    assert not [e for e in instance.all_logs(result.run_id)
+                if "shared_buffers" in (e.user_message or "")]  # a small index fits
+
+
+@pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
+def test_a_load_warns_once_the_id_index_outgrows_shared_buffers(defs, instance, drop_dir,
+                                                                 monkeypatch):
+    real = PostgresWarehouse.id_index_fit
+
+    def grown(self, table: str, id_column: str) -> CacheFit:  # as after years of history
+        fit = real(self, table, id_column)
+        return CacheFit(fit.index, fit.cache_bytes + 2**20, fit.cache_bytes)
+
+    monkeypatch.setattr(PostgresWarehouse, "id_index_fit", grown)
+    write_day(drop_dir, DAY, rows_per_file=20)
+    result = run_day(defs, instance, DAY)
+    assert result.success  # a warning, not a failure
+    warnings = [e.user_message for e in instance.all_logs(result.run_id)
+                if e.level == logging.WARNING and "shared_buffers" in (e.user_message or "")]
+    assert len(warnings) == 2  # voice and verification, each naming its index
+    assert any("voice_cdrs_call_id_hash" in w and "has outgrown" in w for w in warnings)
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
+def test_duckdb_has_no_id_index_to_report(defs, instance, drop_dir):
+    write_day(drop_dir, DAY, rows_per_file=5)
+    assert run_day(defs, instance, DAY).success
+    metadata = instance.get_latest_materialization_event(
+        dg.AssetKey("voice_cdrs")).asset_materialization.metadata
+    assert "id_index_mb" not in metadata and metadata["rows_loaded"].value > 0

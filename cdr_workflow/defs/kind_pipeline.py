@@ -40,6 +40,7 @@ from cdr_workflow.reports.html import daily_charts, daily_html, kpi_markdown
 from cdr_workflow.settings import Settings
 from cdr_workflow.signals import DaySignals, Signal, compute_day_signals, signal_checks
 from cdr_workflow.sources import Listing, NoFileError
+from cdr_workflow.warehouse.base import MB
 from cdr_workflow.warehouse.tables import table_of
 
 DayChecks = list[tuple[dg.AssetKey, CheckOutcome]]
@@ -147,6 +148,7 @@ def _run_day(context: dg.AssetExecutionContext, cdr: CdrWorkflow, listing: Listi
             "rows_rejected": result.rows_rejected,
             "files": len(result.files),
             "warehouse": cdr.warehouse.display_url,
+            **_id_index_fit(context, cdr, kind),
         }
     derived = _Derived()
     if result is not None or {report_key(kind), kpi_key(kind), signal_key(kind)} & selected:
@@ -168,6 +170,19 @@ def _run_day(context: dg.AssetExecutionContext, cdr: CdrWorkflow, listing: Listi
     for _, outcome in derived.checks:
         if not outcome.passed and not RULES[outcome.name].warn_only:
             cdr.notifier.send(check_failed(kind.name, day, outcome.name, outcome.detail))
+
+
+def _id_index_fit(context: dg.AssetExecutionContext, cdr: CdrWorkflow, kind: Kind
+                  ) -> dict[str, float]:
+    """The id index's size beside its cache (plotted across days), and a warning once the
+    index has outgrown it."""
+    fit = cdr.warehouse.id_index_fit(table_of(kind).name, kind.id_column)
+    if fit is None:
+        return {}
+    if fit.outgrown:
+        context.log.warning(f"{kind.name}: {fit.warning()}")
+    return {"id_index_mb": round(fit.index_bytes / MB, 1),
+            "shared_buffers_mb": round(fit.cache_bytes / MB, 1)}
 
 
 @dataclass

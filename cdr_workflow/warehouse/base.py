@@ -11,6 +11,7 @@ import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -22,6 +23,27 @@ if TYPE_CHECKING:
     import numpy as np
 
 STREAM_APPEND_ROWS = 2 * 122_880  # rows per append when a stream is appended in parts
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CacheFit:
+    """An index each load inserts into at random places, against the server's cache."""
+
+    index: str
+    index_bytes: int
+    cache_bytes: int
+
+    @property
+    def outgrown(self) -> bool:
+        return self.index_bytes > self.cache_bytes
+
+    def warning(self) -> str:
+        return (f"the index {self.index} ({self.index_bytes / MB:,.0f} MB) has outgrown "
+                f"PostgreSQL's shared_buffers ({self.cache_bytes / MB:,.0f} MB): each load "
+                "inserts its ids at random places across it and waits for pages read from "
+                "disk, so loads slow as history grows; set shared_buffers above the index's "
+                "size (README: PostgreSQL's memory)")
 
 
 class Warehouse(ABC):
@@ -82,6 +104,11 @@ class Warehouse(ABC):
     def catch_up(self, con: Any, table: str) -> None:  # noqa: B027 - optional hook
         """Before a day's rows are replaced: bring up to date what the engine keeps beside
         the rows that earlier loads wrote (index summaries, records), where it lets that lag."""
+
+    def id_index_fit(self, table: str, id_column: str) -> CacheFit | None:
+        """The index on a table's ids against the cache that serves it, where the engine
+        keeps one up as rows arrive (PostgreSQL); None elsewhere."""
+        return None
 
     def refresh_statistics(self, con: Any, table: str,  # noqa: B027 - optional hook
                            columns: Sequence[str]) -> None:
