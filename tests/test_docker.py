@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dagster as dg
+import psycopg
 import yaml
 from dagster._core.instance.ref import InstanceRef
 
@@ -102,3 +103,20 @@ def test_compose_and_helm_offer_iceberg_with_parallel_days():
     assert {name for name in env if name.startswith("PYICEBERG_")} <= set(launcher_env)
     values = yaml.safe_load((DOCKER / "helm-values.yaml").read_text())
     assert values["concurrency"]["pools"]["defaultLimit"] > 1
+
+
+def test_compose_postgres_settings_are_real_postgres_settings(fresh_postgres_url):
+    """Each `-c name=value` the compose file gives PostgreSQL names a setting the server has,
+    with a size it reads (a typo would stop the container from starting)."""
+    command = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())[
+        "services"]["postgres"]["command"]
+    given = dict(re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", setting).split("=", 1)
+                 for flag, setting in zip(command[1::2], command[2::2], strict=True)
+                 if flag == "-c")
+    assert {"shared_buffers", "max_wal_size"} <= set(given)
+    with psycopg.connect(fresh_postgres_url) as con:
+        for name, value in given.items():
+            (unit,) = con.execute("SELECT unit FROM pg_settings WHERE name = %s",
+                                  (name,)).fetchone()
+            (size,) = con.execute("SELECT pg_size_bytes(%s)", (value,)).fetchone()
+            assert unit in ("8kB", "MB") and size >= 2**30, (name, value)
