@@ -41,9 +41,9 @@ class CacheFit:
     def warning(self) -> str:
         return (f"the index {self.index} ({self.index_bytes / MB:,.0f} MB) has outgrown "
                 f"PostgreSQL's shared_buffers ({self.cache_bytes / MB:,.0f} MB): each load "
-                "inserts its ids at random places across it and waits for pages read from "
-                "disk, so loads slow as history grows; set shared_buffers above the index's "
-                "size (README: PostgreSQL's memory)")
+                "inserts its ids at random places across it and waits for pages read back "
+                "(from disk once memory is short too), so loads slow as history grows; set "
+                "shared_buffers above the index's size (README: PostgreSQL's memory)")
 
 
 class Warehouse(ABC):
