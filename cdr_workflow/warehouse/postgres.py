@@ -279,11 +279,11 @@ class PostgresWarehouse(Warehouse):
             first = run.stopped_at
 
 
-@functools.cache
 def _id_index(table: str, id_column: str) -> str:
     return f"{table}_{id_column}_hash"
 
 
+@functools.cache
 def _hash_probe() -> int:
     """The hash of `HASH_PROBE` with this DuckDB, as a signed 64-bit number."""
     return int(id_hashes(pa.array([HASH_PROBE]))[:1].view(np.int64)[0])
