@@ -212,7 +212,7 @@ def test_a_postgres_load_reports_its_id_index_beside_shared_buffers(defs, instan
 
 
 @pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
-def test_a_load_warns_once_the_id_index_outgrows_shared_buffers(defs, instance, drop_dir,
+def test_each_load_warns_while_the_id_index_outgrows_shared_buffers(defs, instance, drop_dir,
                                                                  monkeypatch):
     real = PostgresWarehouse.id_index_fit
 
@@ -228,6 +228,7 @@ def test_a_load_warns_once_the_id_index_outgrows_shared_buffers(defs, instance, 
                 if e.level == logging.WARNING and "shared_buffers" in (e.user_message or "")]
     assert len(warnings) == 2  # voice and verification, each naming its index
     assert any("voice_cdrs_call_id_hash" in w and "has outgrown" in w for w in warnings)
+    assert any("verification_cdrs_verification_id_hash" in w for w in warnings)
 
 
 @pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
