@@ -83,7 +83,7 @@ def resolve_columns(
     fields = _split(first_record)
     names = [normalise(f) for f in fields]
     if header is None:
-        header = _looks_like_header(names, kind)
+        header = _looks_like_header(fields, kind)
     if header:
         return _map_header(fields, names, source, kind, line, _named_layout(source, kind)), 1
     return _map_positional(len(fields), source, kind, line), 0

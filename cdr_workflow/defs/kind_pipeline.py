@@ -148,7 +148,7 @@ def _run_day(context: dg.AssetExecutionContext, cdr: CdrWorkflow, listing: Listi
             "rows_rejected": result.rows_rejected,
             "files": len(result.files),
             "warehouse": cdr.warehouse.display_url,
-            **_id_index_fit(context, cdr, kind),
+            **_id_index_metadata(context, cdr, kind),
         }
     derived = _Derived()
     if result is not None or {report_key(kind), kpi_key(kind), signal_key(kind)} & selected:
@@ -172,8 +172,8 @@ def _run_day(context: dg.AssetExecutionContext, cdr: CdrWorkflow, listing: Listi
             cdr.notifier.send(check_failed(kind.name, day, outcome.name, outcome.detail))
 
 
-def _id_index_fit(context: dg.AssetExecutionContext, cdr: CdrWorkflow, kind: Kind
-                  ) -> dict[str, float]:
+def _id_index_metadata(context: dg.AssetExecutionContext, cdr: CdrWorkflow, kind: Kind
+                       ) -> dict[str, float]:
     """The id index's size beside its cache (plotted across days), and a warning on each
     load once the index has outgrown it. Only a diagnostic: the day has committed, so a
     failure to read it is logged, never the day's failure."""
