@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -218,7 +219,7 @@ def test_each_load_warns_while_the_id_index_outgrows_shared_buffers(defs, instan
 
     def grown(self, table: str, id_column: str) -> CacheFit:  # as after years of history
         fit = real(self, table, id_column)
-        return CacheFit(fit.index, fit.cache_bytes + 2**20, fit.cache_bytes)
+        return dataclasses.replace(fit, index_bytes=fit.cache_bytes + 2**20)
 
     monkeypatch.setattr(PostgresWarehouse, "id_index_fit", grown)
     write_day(drop_dir, DAY, rows_per_file=20)
@@ -229,6 +230,19 @@ def test_each_load_warns_while_the_id_index_outgrows_shared_buffers(defs, instan
     assert len(warnings) == 2  # voice and verification, each naming its index
     assert any("voice_cdrs_call_id_hash" in w and "has outgrown" in w for w in warnings)
     assert any("verification_cdrs_verification_id_hash" in w for w in warnings)
+
+
+@pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
+def test_an_id_index_as_large_as_its_cache_fits_and_a_missing_one_is_not_reported(
+        warehouse_url):
+    warehouse = open_warehouse(warehouse_url)
+    warehouse.ensure_tables()
+    fit = warehouse.id_index_fit("voice_cdrs", "call_id")
+    assert fit is not None and fit.cache == "shared_buffers"
+    assert not dataclasses.replace(fit, index_bytes=fit.cache_bytes).outgrown
+    assert dataclasses.replace(fit, index_bytes=fit.cache_bytes + 1).outgrown
+    warehouse.query("DROP INDEX voice_cdrs_call_id_hash")
+    assert warehouse.id_index_fit("voice_cdrs", "call_id") is None
 
 
 @pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)

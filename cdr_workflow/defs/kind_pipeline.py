@@ -187,7 +187,7 @@ def _id_index_metadata(context: dg.AssetExecutionContext, cdr: CdrWorkflow, kind
     if fit.outgrown:
         context.log.warning(f"{kind.name}: {fit.warning()}")
     return {"id_index_mb": round(fit.index_bytes / MB, 1),
-            "shared_buffers_mb": round(fit.cache_bytes / MB, 1)}
+            f"{fit.cache}_mb": round(fit.cache_bytes / MB, 1)}
 
 
 @dataclass

@@ -28,11 +28,15 @@ MB = 1024 * 1024
 
 @dataclass(frozen=True)
 class CacheFit:
-    """An index each load inserts into at random places, against the server's cache."""
+    """An index each load inserts into at random places, against the server's cache of pages
+    (`cache`: the setting that sizes it, as the server names it) and what to do once the
+    index is the larger (`remedy`)."""
 
     index: str
     index_bytes: int
+    cache: str
     cache_bytes: int
+    remedy: str
 
     @property
     def outgrown(self) -> bool:
@@ -40,10 +44,9 @@ class CacheFit:
 
     def warning(self) -> str:
         return (f"the index {self.index} ({self.index_bytes / MB:,.0f} MB) has outgrown "
-                f"PostgreSQL's shared_buffers ({self.cache_bytes / MB:,.0f} MB): each load "
-                "inserts its ids at random places across it and waits for pages read back "
-                "(from disk once memory is short too), so loads slow as history grows; set "
-                "shared_buffers above the index's size (README: PostgreSQL's memory)")
+                f"{self.cache} ({self.cache_bytes / MB:,.0f} MB): each load inserts its ids at "
+                "random places across it and waits for pages read back (from disk once memory "
+                f"is short too), so loads slow as history grows; {self.remedy}")
 
 
 class Warehouse(ABC):

@@ -249,7 +249,10 @@ class PostgresWarehouse(Warehouse):
         ((size, cache),) = self.query(
             "SELECT pg_relation_size(to_regclass(?)), (SELECT setting::bigint * "
             "pg_size_bytes(unit) FROM pg_settings WHERE name = 'shared_buffers')", (index,))
-        return None if size is None else CacheFit(index, int(size), int(cache))
+        if size is None:
+            return None
+        return CacheFit(index, int(size), "shared_buffers", int(cache),
+                        "set shared_buffers above the index's size (README: PostgreSQL's memory)")
 
     def refresh_statistics(self, con: Any, table: str, columns: Sequence[str]) -> None:
         # without fresh statistics the planner hashes a million new rows to join them with
