@@ -7,6 +7,7 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -22,7 +23,7 @@ from cdr_workflow.sources import DEFAULT_FILE_PATTERN, NoFileError
 from cdr_workflow.sources.local import LocalSource
 from cdr_workflow.warehouse import day_load, open_warehouse
 from cdr_workflow.warehouse.day_load import decode_amounts
-from cdr_workflow.warehouse.tables import table_of
+from cdr_workflow.warehouse.tables import CDR_TABLES, table_of
 
 DAY = dt.date(2026, 11, 21)
 
@@ -132,6 +133,30 @@ def test_stored_id_hashes_are_duckdbs_own(tmp_path, source):
     load_day(source, warehouse, VOICE, DAY, "run-1")
     assert warehouse.query("SELECT COUNT(*), COUNT(*) FILTER (WHERE id_hash = "
                            "CAST(hash(call_id) >> 1 AS BIGINT)) FROM voice_cdrs") == [(51, 51)]
+
+
+def test_duckdb_stores_ids_as_they_are_and_an_earlier_table_keeps_its_own(tmp_path, source):
+    """Random ids gain little from DuckDB's compression and cost most of its load: a new
+    table stores them uncompressed, while a column of the same shape (user ids here) is
+    compressed as DuckDB chooses. A table an earlier version made keeps loading as it is."""
+    write(source, f"voice_{DAY}.csv",
+          [pt_row(f"id-{n}", UserId=f"user-{n}") for n in range(3000)])
+
+    def compressions(url: str) -> dict[str, set[str]]:
+        warehouse = open_warehouse(url)
+        load_day(source, warehouse, VOICE, DAY, "run-1")
+        warehouse.query("CHECKPOINT")  # until then every segment is held uncompressed
+        return {column: set(kinds) for column, kinds in warehouse.query(
+            "SELECT column_name, list(DISTINCT compression) FROM pragma_storage_info("
+            "'voice_cdrs') WHERE segment_type = 'VARCHAR' AND column_name IN "
+            "('call_id', 'user_id') GROUP BY 1")}
+
+    now = compressions(f"duckdb:///{tmp_path}/new.duckdb")
+    assert now["call_id"] == {"Uncompressed"} and "Uncompressed" not in now["user_id"]
+    earlier = f"duckdb:///{tmp_path}/earlier.duckdb"
+    duckdb.connect(f"{tmp_path}/earlier.duckdb").execute(
+        CDR_TABLES["voice"].ddl()[0]).close()  # as a version before this one made it
+    assert "Uncompressed" not in compressions(earlier)["call_id"]
 
 
 def two_days_sharing_an_id(source: LocalSource, warehouse) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from cdr_workflow.spool import grouped
-from cdr_workflow.warehouse.tables import ALL_TABLES, Table
+from cdr_workflow.warehouse.tables import ALL_TABLES, Column, Table
 
 if TYPE_CHECKING:
     import numpy as np
@@ -206,9 +206,14 @@ class Warehouse(ABC):
                     "WHERE table_schema = current_schema()"):
                 existing.setdefault(table, set()).add(column)
             for table in ALL_TABLES:
-                for statement in table.ddl(existing.get(table.name, set())):
+                for statement in table.ddl(existing.get(table.name, set()),
+                                           self.column_definition):
                     self.execute(con, statement)
         self._tables_ready = True
+
+    def column_definition(self, column: Column) -> str:
+        """A column as this engine's CREATE TABLE spells it."""
+        return column.definition
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self.connect() as con:

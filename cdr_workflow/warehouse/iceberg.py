@@ -369,7 +369,7 @@ def _as_day(value: Any) -> Any:
 
 
 def _columns_ddl(table: Table) -> str:
-    return ", ".join(f"{c.name} {c.sql_type}" for c in table.columns)
+    return ", ".join(c.definition for c in table.columns)
 
 
 def _conform(rows: pa.Table, table: Table) -> pa.Table:

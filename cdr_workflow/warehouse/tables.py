@@ -7,7 +7,7 @@ here only, never from file contents.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +24,17 @@ class Column:
     name: str
     type: pa.DataType
     description: str = ""
+    # values with nothing in common to compress (random ids): an engine that would spend
+    # its load compressing them anyway may store them as they are
+    random: bool = False
 
     @property
     def sql_type(self) -> str:
         return sql_type(self.type)
+
+    @property
+    def definition(self) -> str:
+        return f"{self.name} {self.sql_type}"
 
 
 def sql_type(arrow: pa.DataType) -> str:
@@ -55,13 +62,15 @@ class Table:
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([(c.name, c.type) for c in self.columns])
 
-    def ddl(self, existing: set[str] = frozenset()) -> list[str]:
+    def ddl(self, existing: set[str] = frozenset(),
+            defined: Callable[[Column], str] = lambda c: c.definition) -> list[str]:
         """Create the table, or add the columns a table made by an earlier version lacks
-        (`existing`: its columns now). Nothing when it is complete: DDL locks the table."""
+        (`existing`: its columns now), each column as `defined` spells it for the engine.
+        Nothing when it is complete: DDL locks the table."""
         if not existing:
-            body = ",\n  ".join(f"{c.name} {c.sql_type}" for c in self.columns)
+            body = ",\n  ".join(defined(c) for c in self.columns)
             return [f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {body}\n)"]
-        return [f"ALTER TABLE {self.name} ADD COLUMN IF NOT EXISTS {c.name} {c.sql_type}"
+        return [f"ALTER TABLE {self.name} ADD COLUMN IF NOT EXISTS {defined(c)}"
                 for c in self.columns if c.name not in existing]
 
     def rows(self, records: Sequence[Mapping[str, Any]],
@@ -107,7 +116,8 @@ def cdr_table(kind: Kind) -> Table:
             lay.name for lay in kind.layouts))
     for layout in kind.layouts:
         for f in layout.fields:
-            columns.setdefault(f.column, Column(f.column, f.type.arrow, f.description))
+            columns.setdefault(f.column, Column(f.column, f.type.arrow, f.description,
+                                                random=f.column == kind.id_column))
     return Table(kind.table, (*columns.values(), *LINEAGE_COLUMNS),
                  f"One row per {kind.name} CDR that passed its Sinch layout's schema")
 
