@@ -206,8 +206,8 @@ class Warehouse(ABC):
                     "WHERE table_schema = current_schema()"):
                 existing.setdefault(table, set()).add(column)
             for table in ALL_TABLES:
-                for statement in table.ddl(existing.get(table.name, set()),
-                                           self.column_definition):
+                for statement in table.ddl(self.column_definition,
+                                           existing.get(table.name, set())):
                     self.execute(con, statement)
         self._tables_ready = True
 

@@ -51,13 +51,12 @@ class DuckDBWarehouse(Warehouse):
         con.begin()
 
     def column_definition(self, column: Column) -> str:
-        """Random ids stored as they are: DuckDB's own choice (a dictionary of symbols per
-        segment) costs a 1M-row day's load 0.75 CPU-seconds of its 2 for the ids alone, to
-        store them in 24 MB rather than 45 (a 1M-row voice day: 66 MB of database file
-        rather than 87), and every later read of them decompresses them. Tables made by an
-        earlier version keep what they have."""
-        random = " USING COMPRESSION uncompressed" if column.random else ""
-        return column.definition + random
+        """Random ids stored as they are: DuckDB's own choice for them (a dictionary of
+        symbols per segment) costs the load more CPU than the rest of their insert, for
+        about half their size (README: What lands where), and every later read of them
+        decompresses them. Tables made by an earlier version keep what they have."""
+        plain = " USING COMPRESSION uncompressed" if column.random else ""
+        return column.definition + plain
 
     def ensure_tables(self) -> None:
         """The tables, and `id_hash` right in every row: filled where a version before it

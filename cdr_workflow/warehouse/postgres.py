@@ -259,10 +259,10 @@ class PostgresWarehouse(Warehouse):
         # an "empty" table; ANALYZE samples and sorts each column's sample, so only the
         # columns asked for (all 24: 0.28-0.4 s on a million-row day, the ten a voice day's
         # queries look up or group by: 0.23-0.24 s, its four lookups alone: 0.13-0.17 s),
-        # from a smaller sample (`LOAD_STATISTICS_TARGET`); a column's own target still wins
+        # from a smaller sample (`LOAD_STATISTICS_TARGET`, until the load's transaction ends;
+        # only ANALYZE reads it); a column's own target still wins
         self.execute(con, f"SET LOCAL default_statistics_target = {LOAD_STATISTICS_TARGET}")
         self.execute(con, f"ANALYZE {table} ({', '.join(columns)})")
-        self.execute(con, "RESET default_statistics_target")
 
     def append(self, con: Any, table: str, rows: pa.Table, temporary: bool = False) -> None:
         """Binary COPY straight from Arrow, inside the open transaction."""

@@ -24,8 +24,8 @@ class Column:
     name: str
     type: pa.DataType
     description: str = ""
-    # values with nothing in common to compress (random ids): an engine that would spend
-    # its load compressing them anyway may store them as they are
+    # values with nothing in common (random ids): compressing them costs an engine's load
+    # more than the space it saves, so it may store them as they are
     random: bool = False
 
     @property
@@ -62,8 +62,8 @@ class Table:
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([(c.name, c.type) for c in self.columns])
 
-    def ddl(self, existing: set[str] = frozenset(),
-            defined: Callable[[Column], str] = lambda c: c.definition) -> list[str]:
+    def ddl(self, defined: Callable[[Column], str], existing: set[str] = frozenset()
+            ) -> list[str]:
         """Create the table, or add the columns a table made by an earlier version lacks
         (`existing`: its columns now), each column as `defined` spells it for the engine.
         Nothing when it is complete: DDL locks the table."""
