@@ -75,7 +75,8 @@ def test_a_load_killed_mid_append_leaves_the_day_untouched_and_a_rerun_is_correc
                                                                    200_000)
 
     child = start_load(drop, warehouse_url, DAY, "killed")
-    assert child.stdout.readline().strip() == "appended"
+    announced = child.stdout.readline().strip()
+    assert announced == "appended", f"the load ended before its append (exit {child.wait()})"
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
 
