@@ -82,12 +82,11 @@ def _single_segment(con: duckdb.DuckDBPyConnection, source: str, path: Path,
     where = header if has_header else _positional(kind, columns)
     if "amount" not in where:
         return {}
-    # a header line names its fields, so it has one where the first has the id: rows with
-    # a name there are few, and only they are tested as header lines (a second scan)
-    id_column = next((where[n] for n in _id_names(kind) if n in where), None)
-    if id_column is None:
-        return None
-    named = f"TRIM({id_column}) IN ({_spelled(kind)})"
+    # a header line names its fields, so it has one where the first has the amount, a
+    # column this scan reads anyway (testing the id's instead: 0.09-0.12 s more on 1M
+    # lines): rows with a name there are few, and only they are tested as header lines
+    # (a second scan)
+    named = f"TRIM({where['amount']}) IN ({_spelled(kind)})"
     groups = _grouped(con, source, [str(path)], where, f", COUNT(*) FILTER (WHERE {named})")
     if sum(headers for *_, headers in groups) > has_header:
         ((headers,),) = con.execute(f"SELECT COUNT(*) FROM {source} WHERE {named} AND "
@@ -153,11 +152,6 @@ def _field_names(kind: Kind) -> frozenset[str]:
 def _header_names(columns: list[str]) -> int:
     """A header line names at least half its fields (and two), as the format has it."""
     return max(2, len(columns) // 2)
-
-
-def _id_names(kind: Kind) -> set[str]:
-    return {normalise(f.sinch_name) for lay in kind.layouts for f in lay.fields
-            if f.column == lay.id_column} | {normalise(kind.id_column)}
 
 
 def _spelled(kind: Kind) -> str:

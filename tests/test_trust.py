@@ -161,6 +161,24 @@ def test_a_record_whose_id_is_a_field_name_is_not_a_header_to_the_reference(tmp_
     assert text_amounts(with_header, VOICE) == {("EUR", "k"): Decimal("4.5")}
 
 
+@pytest.mark.parametrize("id_first", [True, False])
+def test_the_reference_reads_each_line_s_money_by_the_header_above_it(tmp_path, id_first):
+    """Two exports concatenated, the second with its columns in another order: each line's
+    amount, currency and key are read where its own header puts them, whichever column the
+    second header moved (the id's or not)."""
+    from cdr_workflow.independent import text_amounts
+    from cdr_workflow.kinds import VOICE
+
+    names = [f.sinch_name for f in LAYOUTS["phone_terminated"].fields]
+    moved = names[::-1] if id_first else [names[0], *names[1:][::-1]]
+    first = pt_row("c1", Amount="1.5", Currency="EUR", ApplicationKey="k")
+    second = pt_row("c2", Amount="2.25", Currency="EUR", ApplicationKey="k")
+    path = tmp_path / "voice_2026-11-21.csv"
+    path.write_text(PT_HEADER + "\n" + line(first) + "\n" + ";".join(moved) + "\n"
+                    + ";".join(second[name] for name in moved) + "\n", encoding="utf-8")
+    assert text_amounts(path, VOICE) == {("EUR", "k"): Decimal("3.75")}
+
+
 @pytest.mark.parametrize("header", [True, False])
 def test_the_reference_money_of_accepted_lines_is_the_file_s_less_its_rejected_lines(
         tmp_path, header):
