@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
@@ -183,10 +183,6 @@ def load_day(
             for index, cdr_file in enumerate(files):
                 text = texts[cdr_file.relative_path] = TextCopy.of(
                     source, cdr_file, Path(scratch) / f"{index}.csv")
-                # its money is read from the moment the reader has all its text, while the
-                # last blocks are typed and judged (a 1M-line file: the load waited 0.2 s
-                # for it after its stream, when started once the stream had ended)
-                whole = text.read_when_whole(reference, partial(text_amounts, kind=kind))
                 with source.open(cdr_file) as stream, contextlib.closing(text), \
                         contextlib.closing(prefetched(read_cdr_file(
                             stream, cdr_file.relative_path, kind, copy_to=text,
@@ -196,10 +192,10 @@ def load_day(
                                      Path(scratch) / f"{index}-rejected-lines.txt")
                     for rows in chunks.rows():
                         yield cdr_file.relative_path, rows
+                # its money is read while the next files stream
                 read.append(_FileRead(cdr_file, chunks, reference.submit(text.read, partial(
                     accepted_text_amounts, rejected=chunks.rejected_text, kind=kind,
-                    scratch=Path(scratch) / f"{index}-rejected-below-header.csv",
-                    whole=whole))))
+                    scratch=Path(scratch) / f"{index}-rejected-below-header.csv"))))
 
         # closed at once if the append fails: the reading stops too
         with contextlib.closing(rows_of_files()) as rows:
@@ -209,16 +205,14 @@ def load_day(
     return DayLoadResult(kind, day, load.files)
 
 
-def accepted_text_amounts(text: Path, rejected: Path, kind: Kind, scratch: Path,
-                          whole: Future[dict[AmountKey, Decimal]] | None = None
+def accepted_text_amounts(text: Path, rejected: Path, kind: Kind, scratch: Path
                           ) -> dict[AmountKey, Decimal]:
     """What the file's text holds for the lines the reader accepted, by DuckDB's reading:
     all of the text less the rejected lines (`rejected`: their text, a line each), read below
     the file's first line that is not blank (its header; a first record is left out again).
     A rejected line below a header met again mid-file is read by the first header's columns;
-    the header and the rejected lines are written to `scratch` for that reading. `whole`:
-    the reading of all of the text, if it was started earlier."""
-    total = dict(whole.result()) if whole is not None else text_amounts(text, kind)
+    the header and the rejected lines are written to `scratch` for that reading."""
+    total = text_amounts(text, kind)
     if not rejected.stat().st_size or not total:
         return total
     with text.open("rb") as f:
@@ -249,7 +243,6 @@ class TextCopy:
         self._stored_as = stored_as and _identity(stored_as)  # the file read in place
         self._file = None if stored_as else path.open("wb")
         self.offsets, self.first_lines = [0], [1]
-        self._when_whole: list[Callable[[], None]] = []
 
     @classmethod
     def of(cls, source: Source, cdr_file: CdrFile, scratch: Path) -> TextCopy:
@@ -269,28 +262,11 @@ class TextCopy:
             end = min(at + LOOKUP_PIECE_BYTES, len(data))
             self.offsets.append(self.offsets[-1] + end - at)
             self.first_lines.append(self.first_lines[-1] + data.count(b"\n", at, end))
-        if not data:  # the reader's last write, at the end of the file: the text is whole
-            self.close()
-            for start in self._when_whole:
-                start()
-            self._when_whole.clear()
         return len(data)
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
-
-    def read_when_whole(self, executor: Executor, reading: Callable[[Path], T]) -> Future[T]:
-        """`reading` of the text (see `read`), started on `executor` once the reader has
-        written all of it."""
-        outcome: Future[T] = Future()
-
-        def start() -> None:
-            executor.submit(self.read, reading).add_done_callback(
-                partial(_pass_on, to=outcome))
-
-        self._when_whole.append(start)
-        return outcome
 
     def read(self, reading: Callable[[Path], T]) -> T:
         """`reading` of the text, from a file read in place only if it is still the one the
@@ -320,14 +296,6 @@ class TextCopy:
     def lines(self, wanted: set[int]) -> dict[int, str]:
         return self.read(partial(lines_of, wanted=wanted, block_bytes=LOOKUP_PIECE_BYTES,
                                  starts=(self.offsets, self.first_lines)))
-
-
-def _pass_on(done: Future[T], to: Future[T]) -> None:
-    """`done`'s outcome, given to `to`."""
-    if done.exception() is not None:
-        to.set_exception(done.exception())
-    else:
-        to.set_result(done.result())
 
 
 def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:

@@ -111,8 +111,7 @@ def read_cdr_file(
     unique_ids: bool = True,
 ) -> Iterator[Chunk]:
     """Yield chunks of the file. `header=None` detects a header row by its field names;
-    `copy_to` receives the file's text as read (decompressed, UTF-8), then an empty write
-    once it has all of it (before the last blocks are typed); `unique_ids=False`
+    `copy_to` receives the file's text as read (decompressed, UTF-8); `unique_ids=False`
     leaves duplicate ids to the caller (a day's load finds them across files and days)."""
     kind = kind_of(kind) if isinstance(kind, str) else kind
     raw = decompressed(stream, source)

@@ -289,35 +289,6 @@ def test_the_text_of_lines_asked_for_is_read_block_by_block(tmp_path, monkeypatc
             assert len(copy.offsets) > len(data) // min(piece, lookup)
 
 
-def test_a_file_s_whole_text_is_read_before_its_last_rows_are_handed_on(tmp_path):
-    """The money reading of a file starts once the reader has all its text, before its last
-    rows reach the warehouse, and a copy (a gzip file's text) is on disk in full by then."""
-    import io
-    from concurrent.futures import Executor, Future
-
-    from cdr_workflow.load import TextCopy
-    from cdr_workflow.reader import read_cdr_file
-
-    text = (PT_HEADER + "\n" + "".join(line(pt_row(f"c{n}")) + "\n" for n in range(3000)))
-    handed_on: list[object] = []
-    started_after: list[int] = []
-
-    class AtOnce(Executor):  # runs what it is given when given it
-        def submit(self, fn, /, *args, **kwargs):
-            started_after.append(len(handed_on))
-            done: Future = Future()
-            done.set_result(fn(*args, **kwargs))
-            return done
-
-    copy = TextCopy(tmp_path / "copy.csv")
-    whole = copy.read_when_whole(AtOnce(), lambda path: path.read_text(encoding="utf-8"))
-    for chunk in read_cdr_file(io.BytesIO(gzip.compress(text.encode())), "f.csv.gz", "voice",
-                               block_bytes=4096, copy_to=copy):
-        handed_on.append(chunk)
-    assert whole.result() == text
-    assert started_after == [started_after[0]] and started_after[0] < len(handed_on)
-
-
 @pytest.mark.parametrize("chosen", [None, "system"])
 def test_arrow_memory_comes_from_jemalloc_unless_the_user_chose(chosen: str | None) -> None:
     if "jemalloc" not in pa.supported_memory_backends():
