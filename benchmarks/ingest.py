@@ -21,8 +21,9 @@ JSON object with the ratios, and the CPU time of each `load_day`: its own proces
 machine's (the PostgreSQL server's work shows only in the second).
 
 The machine's speed drifts (±30% within minutes here), so `--rounds N` measures each warehouse
-N times, its baseline right before its loads each time, and reports the round of the median
-`load_day` ratio and the round of the median Dagster step ratio (every round's listed).
+N times, its baseline right before `load_day` and again right before the Dagster run each time,
+and reports the round of the median `load_day` ratio and the round of the median Dagster step
+ratio (every round's listed, each step with the baseline it was compared with).
 """
 
 from __future__ import annotations
@@ -222,7 +223,8 @@ def _materialize(path: Path, workdir: Path, warehouse_url: str, baseline: float
                  ) -> dict[str, float]:
     """`dagster asset materialize --select voice_cdrs` for the day, as a user runs it, into
     an empty warehouse: the whole process, and its load step as the run's step statistics
-    record it, with the step's ratio to the round's baseline. This is the issue's measure: a
+    record it, with the step's ratio to `baseline`, measured just before it (the machine's
+    speed drifts within a round's minute). This is the issue's measure: a
     fresh process pays what `_pipeline`'s read pass warms (importing pandas and pandera,
     pandera's first run)."""
     home = workdir / "home"
@@ -287,30 +289,35 @@ Round = tuple[dict[str, Any], dict[str, Any]]  # (the baseline's result, the loa
 
 
 def _duckdb_round(path: Path, kind: str, workdir: Path, dagster: bool) -> Round:
-    """DuckDB's own typed load, then ours (and Dagster's run of it), each into a new
-    database file."""
+    """DuckDB's own typed load, then ours; then (with `dagster`) DuckDB's again and Dagster's
+    run of ours: each into a new database file, each ratio against the baseline measured just
+    before it."""
     files = {name: workdir / f"{name}.duckdb" for name in ("baseline", "load", "materialize")}
     for file in files.values():
         file.unlink(missing_ok=True)
     baseline = _in_child(_duckdb_baseline, str(path), str(files["baseline"]))
     figures = _measure(path, kind, f"duckdb:///{files['load']}", baseline["seconds"])
     if dagster:
+        files["baseline"].unlink()
+        step_baseline = _in_child(_duckdb_baseline, str(path), str(files["baseline"]))
         figures["dagster_asset_materialize"] = _materialize(
-            path, workdir, f"duckdb:///{files['materialize']}", baseline["seconds"])
+            path, workdir, f"duckdb:///{files['materialize']}", step_baseline["seconds"])
     return baseline, figures
 
 
 def _postgres_round(path: Path, kind: str, postgres_url: str, workdir: Path, dagster: bool
                     ) -> Round:
-    """PostgreSQL's COPY, then our load (and Dagster's run of it), each into a new
-    database."""
+    """PostgreSQL's COPY, then our load; then (with `dagster`) COPY again and Dagster's run
+    of our load: each into a new database, each ratio against the COPY just before it."""
     name = f"cdr_benchmark_{os.getpid()}"
     try:
         copy = _in_child(_postgres_baseline, str(path), _fresh_postgres(postgres_url, name))
         figures = _measure(path, kind, _fresh_postgres(postgres_url, name), copy["seconds"])
         if dagster:
+            step_copy = _in_child(_postgres_baseline, str(path),
+                                  _fresh_postgres(postgres_url, name))
             figures["dagster_asset_materialize"] = _materialize(
-                path, workdir, _fresh_postgres(postgres_url, name), copy["seconds"])
+                path, workdir, _fresh_postgres(postgres_url, name), step_copy["seconds"])
         return copy, figures
     finally:
         _drop_postgres(postgres_url, name)

@@ -47,12 +47,11 @@ def test_ingest_benchmark_compares_each_warehouse_with_its_own_loader(warehouse_
     for engine in ("duckdb", "postgresql"):  # the measure: a Dagster run's step
         rounds = report[engine]["dagster_asset_materialize_each_round"]
         assert len(rounds) == 3
-        for step in rounds:  # each against its own round's baseline
+        for step in rounds:  # each against the baseline measured just before it
             assert step["whole_process_seconds"] > step["load_step_seconds"] > 0
+            assert step["baseline_seconds"] > 0
             assert step["load_step_ratio_to_baseline"] == pytest.approx(
                 step["load_step_seconds"] / step["baseline_seconds"], rel=0.05)
-        assert [s["baseline_seconds"] for s in rounds] == report[engine][
-            "baseline_seconds_each_round"]
         ratios = sorted(s["load_step_ratio_to_baseline"] for s in rounds)
         assert report[engine]["dagster_asset_materialize"][
             "load_step_ratio_to_baseline"] == ratios[1]
