@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import collections
 import contextlib
 import datetime as dt
 import os
@@ -308,7 +309,7 @@ def lines_of(text: Path, wanted: set[int], block_bytes: int = 8 * 1024 * 1024,
     """The text of the given (1-based) lines of a file, read block by block (memory stays
     flat whatever the file's size); blocks before the next wanted line are only counted, or
     skipped when `starts` says where lines are (byte offsets and the line at each)."""
-    targets = sorted(n for n in wanted if n > 0)
+    targets = collections.deque(sorted(n for n in wanted if n > 0))  # taken from the front
     found: dict[int, str] = {}
     first_line, carry = 1, b""  # the line that starts `carry`, and its bytes so far
     with text.open("rb") as f:
@@ -325,7 +326,7 @@ def lines_of(text: Path, wanted: set[int], block_bytes: int = 8 * 1024 * 1024,
             if targets[0] < first_line + newlines:  # a wanted line ends in this block
                 ends = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 0x0A)
                 while targets and targets[0] < first_line + newlines:
-                    n = targets.pop(0)
+                    n = targets.popleft()
                     start = 0 if n == first_line else int(ends[n - first_line - 1]) + 1
                     found[n] = raw_text(buf[start:int(ends[n - first_line])])
             carry = buf[buf.rfind(b"\n") + 1:]

@@ -427,6 +427,47 @@ def test_a_call_is_in_the_warehouse_once_whatever_the_order_of_deliveries(wareho
     assert sum(decode_amounts(ledger).values()) == Decimal(str(table_total))  # money came back
 
 
+def test_copies_restored_together_each_return_to_their_own_file_with_their_money(
+        warehouse, source):
+    """Many copies held across files and days, restored by one re-delivery: each file's
+    ledger gains exactly its own rows and money, and a second copy stays held."""
+    d20, d22 = DAY - dt.timedelta(days=1), DAY + dt.timedelta(days=1)
+    at = {d: {"CallTime": f"{d}T10:00:00Z", "AnswerTime": ""} for d in (d20, DAY, d22)}
+    write(source, f"voice_{d20}.csv", [pt_row(c, **at[d20]) for c in ("keep", "a", "b", "c")])
+    load_day(source, warehouse, VOICE, d20, "run-1")
+    first = write(source, f"voice_1_{DAY}.csv", [
+        pt_row("a", Amount="2", Currency="USD", **at[DAY]),
+        pt_row("b", Amount="3", ApplicationKey="app-2", **at[DAY])])
+    second = write(source, f"voice_2_{DAY}.csv", [
+        pt_row("z", Amount="11", **at[DAY]), pt_row("c", Amount="5", Currency="USD", **at[DAY])])
+    load_day(source, warehouse, VOICE, DAY, "run-2")
+    write(source, f"voice_{d22}.csv", [pt_row("a", Amount="7", **at[d22])])
+    load_day(source, warehouse, VOICE, d22, "run-3")
+    texts = {f.name: f.read_text().splitlines() for f in (first, second)}
+    assert sorted(warehouse.query("SELECT source_file, source_line, raw_line FROM cdr_rejects "
+                                  "WHERE cdr_date = ?", (DAY,))) == [
+        (first.name, 2, texts[first.name][1]), (first.name, 3, texts[first.name][2]),
+        (second.name, 3, texts[second.name][2])]
+
+    (source.drop_dir / f"voice_{d20}.csv").unlink()  # re-delivered without a, b and c
+    write(source, f"voice_{d20}.csv", [pt_row("keep", **at[d20])])
+    load_day(source, warehouse, VOICE, d20, "run-4")
+    assert sorted(warehouse.query("SELECT call_id, cdr_date FROM voice_cdrs")) == [
+        ("a", DAY), ("b", DAY), ("c", DAY), ("keep", d20), ("z", DAY)]
+    assert warehouse.query("SELECT call_id, cdr_date FROM voice_cdrs_held") == [("a", d22)]
+    assert sorted(warehouse.query("SELECT source_file, rows_read, rows_loaded, rows_rejected "
+                                  "FROM cdr_files")) == sorted([
+        (first.name, 2, 2, 0), (second.name, 2, 2, 0), (f"voice_{d20}.csv", 1, 1, 0),
+        (f"voice_{d22}.csv", 1, 0, 1)])
+    for name in texts:  # the money the table holds, read apart from the ledger
+        ((ledger,),) = warehouse.query("SELECT amount_totals FROM cdr_files WHERE "
+                                       "source_file = ?", (name,))
+        assert decode_amounts(ledger) == {
+            (currency, app_key): Decimal(str(total)) for currency, app_key, total in
+            warehouse.query("SELECT currency, application_key, SUM(amount) FROM voice_cdrs "
+                            "WHERE source_file = ? GROUP BY 1, 2", (name,))}
+
+
 def test_a_duplicate_across_the_day_s_files_names_its_original_and_keeps_its_text(
         warehouse, source):
     write(source, f"voice_a_{DAY}.csv", [pt_row("x")])

@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -202,13 +203,13 @@ class DayLoad:
         return f"{DUPLICATE_SAME_DAY}: {value} is in {file} line {line} (cdr_date {day})"
 
     def _hold(self, source_file: str, rows: pa.Table, copies: dict[int, str]) -> None:
-        """Later copies: rejects (their text is fetched at the end), held whole, and their
+        """Later copies: rejects with their text, held whole, and their
         money taken off what the file's text holds for the lines accepted."""
         order = sorted(copies)
         held = rows.take(pa.array(order, pa.int64()))
         reasons = [copies[i] for i in order]
-        self.add_rejects(source_file, [Reject(line, None, (reason,)) for line, reason in zip(
-            held.column("source_line").to_pylist(), reasons, strict=True)])
+        self.add_rejects(source_file, self._duplicate_rejects(
+            source_file, held.column("source_line").to_pylist(), reasons))
         self.warehouse.append(self.con, self.held.name, held.append_column(
             "held_because", pa.array(reasons, pa.string())))
         if self.kind.has_amounts:
@@ -218,6 +219,15 @@ class DayLoad:
                 if amount is not None:
                     money[(currency, app_key)] = (money.get((currency, app_key), Decimal(0))
                                                   + amount)
+
+    def _duplicate_rejects(self, source_file: str, lines: list[int], reasons: list[str]
+                           ) -> list[Reject]:
+        """Later copies as rejects, with their text from the file read (the stream has ended,
+        so every file's copy is whole): duplicates were valid lines, and the text is the
+        evidence of what was sent twice."""
+        texts = self.raw_lines(source_file, set(lines)) if self.raw_lines else {}
+        return [Reject(line, texts.get(line), (reason,))
+                for line, reason in zip(lines, reasons, strict=True)]
 
     def add_rejects(self, source_file: str, rejects: list[Reject] | Iterable[pa.Table]
                     ) -> None:
@@ -269,7 +279,6 @@ class DayLoad:
             self.warehouse.record_id_hashes(self.con, self.table.name, self.day,
                                             self._seen.hashes(), self.load_id)
         self._reject_copies_of_other_days()
-        self._keep_raw_text_of_duplicates()
         self._restore_held_copies(", ".join(self.table.column_names))
         # one read of the day for all its files: a voice day is typically four, and PostgreSQL
         # finds no file's rows without reading the whole day (0.1-0.4 s a read on 1M rows)
@@ -307,11 +316,13 @@ class DayLoad:
             return
         reasons = [self._duplicate_reason(value, file, int(line), as_date(day), copy)
                    for copy, _, value, file, line, day in found]
-        rejects: dict[str, list[Reject]] = {}
+        lines_of_copies: dict[str, tuple[list[int], list[str]]] = {}
         for (copy, line, *_), reason in zip(found, reasons, strict=True):
-            rejects.setdefault(copy, []).append(Reject(int(line), None, (reason,)))
-        for copy, copy_rejects in rejects.items():
-            self.add_rejects(copy, copy_rejects)
+            lines, copy_reasons = lines_of_copies.setdefault(copy, ([], []))
+            lines.append(int(line))
+            copy_reasons.append(reason)
+        for copy, (lines, copy_reasons) in lines_of_copies.items():
+            self.add_rejects(copy, self._duplicate_rejects(copy, lines, copy_reasons))
         self._scratch("cdr_copies", "id VARCHAR, source_file VARCHAR, source_line BIGINT, "
                       "reason VARCHAR", pa.table({
                           "id": pa.array([value for _, _, value, *_ in found], pa.string()),
@@ -336,21 +347,6 @@ class DayLoad:
         self._run(f"DELETE FROM {table} t WHERE t.cdr_date = ? AND EXISTS (SELECT 1 FROM "
                   f"cdr_copies c WHERE {copy_of})", (self.day,))
 
-    def _keep_raw_text_of_duplicates(self) -> None:
-        """Duplicates were valid lines: fetch their text from the files read."""
-        if self.raw_lines is None:
-            return
-        found = self._run("SELECT source_file, source_line FROM cdr_rejects WHERE kind = ? "
-                          "AND cdr_date = ? AND raw_line IS NULL", (self.kind.name, self.day))
-        wanted: dict[str, set[int]] = {}
-        for source_file, line in found:
-            wanted.setdefault(source_file, set()).add(int(line))
-        for source_file, lines in wanted.items():
-            for line, text in self.raw_lines(source_file, lines).items():
-                self._run("UPDATE cdr_rejects SET raw_line = ? WHERE kind = ? AND cdr_date = ? "
-                          "AND source_file = ? AND source_line = ?",
-                          (text, self.kind.name, self.day, source_file, line))
-
     def _restore_held_copies(self, columns: str) -> None:
         """A held copy on another day whose id is in the table no more (its original's day
         was re-delivered without it) is loaded again: a call is in the warehouse once,
@@ -365,17 +361,30 @@ class DayLoad:
               FROM {held} h WHERE {elsewhere}
                 AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{key} = h.{key})) first_copies
             WHERE copy_number = 1""", other)
+        if not restored:
+            return
+        # in one statement each: a file re-delivered without its lines restores them all
+        self._scratch("cdr_restored", "cdr_date DATE, source_file VARCHAR, source_line BIGINT",
+                      pa.table({"cdr_date": pa.array([as_date(r[0]) for r in restored],
+                                                     pa.date32()),
+                                "source_file": pa.array([r[1] for r in restored], pa.string()),
+                                "source_line": pa.array([r[2] for r in restored], pa.int64())}))
+        is_restored = ("EXISTS (SELECT 1 FROM cdr_restored r WHERE r.cdr_date = c.cdr_date "
+                       "AND r.source_file = c.source_file AND r.source_line = c.source_line)")
+        money = self._run(f"SELECT cdr_date, source_file, currency, application_key, "
+                          f"SUM(amount) FROM {held} c WHERE {is_restored} AND amount IS NOT "
+                          "NULL GROUP BY 1, 2, 3, 4") if self.kind.has_amounts else []
+        self._run(f"INSERT INTO {table} SELECT {columns} FROM {held} c WHERE {is_restored}")
+        self._run(f"DELETE FROM {held} c WHERE {is_restored}")
+        self._run(f"DELETE FROM cdr_rejects c WHERE c.kind = ? AND {is_restored}",
+                  (self.kind.name,))
+        counts = Counter((as_date(day), file) for day, file, *_ in restored)
+        for (cdr_date, source_file), count in counts.items():
+            self._count_restored(cdr_date, source_file, count, [
+                (currency, app_key, amount) for day, file, currency, app_key, amount in money
+                if (as_date(day), file) == (cdr_date, source_file)])
         restored_ids: dict[dt.date, list[str]] = {}
-        for cdr_date, source_file, line, value in restored:
-            where = "cdr_date = ? AND source_file = ? AND source_line = ?"
-            params = (cdr_date, source_file, line)
-            money = self._run(f"SELECT currency, application_key, amount FROM {held} "
-                              f"WHERE {where}", params) if self.kind.has_amounts else []
-            self._run(f"INSERT INTO {table} SELECT {columns} FROM {held} WHERE {where}", params)
-            self._run(f"DELETE FROM {held} WHERE {where}", params)
-            self._run(f"DELETE FROM cdr_rejects WHERE kind = ? AND {where}",
-                      (self.kind.name, *params))
-            self._count_restored(cdr_date, source_file, money)
+        for cdr_date, _, _, value in restored:
             restored_ids.setdefault(as_date(cdr_date), []).append(value)
         self._record_restored_ids(restored_ids)
 
@@ -389,20 +398,22 @@ class DayLoad:
             self.warehouse.record_id_hashes(self.con, self.table.name, day, hashes,
                                             self.load_id, replacing=False)
 
-    def _count_restored(self, cdr_date: object, source_file: str, money: list[tuple]) -> None:
-        """The restored copy's day: one more row loaded, one fewer rejected, its money back."""
+    def _count_restored(self, cdr_date: dt.date, source_file: str, count: int,
+                        money: list[tuple]) -> None:
+        """A file's restored copies: as many more rows loaded, fewer rejected, their money
+        back."""
         ((text,),) = self._run("SELECT amount_totals FROM cdr_files WHERE kind = ? AND "
                                "cdr_date = ? AND source_file = ?",
                                (self.kind.name, cdr_date, source_file)) or ((None,),)
         totals = decode_amounts(text)
         for currency, app_key, amount in money:
-            if amount is not None:
-                totals[(currency, app_key)] = (totals.get((currency, app_key), Decimal(0))
-                                               + Decimal(str(amount)))
-        self._run("UPDATE cdr_files SET rows_loaded = rows_loaded + 1, "
-                  "rows_rejected = rows_rejected - 1, amount_totals = ? WHERE kind = ? "
+            totals[(currency, app_key)] = (totals.get((currency, app_key), Decimal(0))
+                                           + Decimal(str(amount)))
+        self._run("UPDATE cdr_files SET rows_loaded = rows_loaded + ?, "
+                  "rows_rejected = rows_rejected - ?, amount_totals = ? WHERE kind = ? "
                   "AND cdr_date = ? AND source_file = ?",
-                  (encode_amounts(totals), self.kind.name, cdr_date, source_file))
+                  (count, count, encode_amounts(totals), self.kind.name, cdr_date,
+                   source_file))
 
     def _write_ledger(self, file: FileLoad, loaded: int, rejected: int) -> FileLoad:
         totals = dict(self._amounts[file.source_file].result())
