@@ -33,7 +33,7 @@ from cdr_workflow.reader import Reject, without_rows
 from cdr_workflow.seen_ids import SeenIds, id_hashes, stored_id_hashes
 from cdr_workflow.spool import Spool
 from cdr_workflow.warehouse.base import Warehouse, among_days, as_date, other_days
-from cdr_workflow.warehouse.tables import FILES, HELD_TABLES, REJECTS, table_of
+from cdr_workflow.warehouse.tables import FILES, HELD_TABLES, REJECTS, TOTAL_TYPE, table_of
 
 DUPLICATE_OTHER_DAY = "duplicate id, already loaded for another day"
 DUPLICATE_SAME_DAY = "duplicate id, earlier in the same day"
@@ -208,26 +208,29 @@ class DayLoad:
         order = sorted(copies)
         held = rows.take(pa.array(order, pa.int64()))
         reasons = [copies[i] for i in order]
-        self.add_rejects(source_file, self._duplicate_rejects(
-            source_file, held.column("source_line").to_pylist(), reasons))
+        self.add_rejects(source_file, (self._duplicate_rejects(
+            source_file, held.column("source_line").to_pylist(), reasons),))
         self.warehouse.append(self.con, self.held.name, held.append_column(
             "held_because", pa.array(reasons, pa.string())))
         if self.kind.has_amounts:
             money = self._duplicates.setdefault(source_file, {})
-            for currency, app_key, amount in zip(*(held.column(c).to_pylist() for c in (
-                    "currency", "application_key", "amount")), strict=True):
+            sums = held.select(["currency", "application_key"]).append_column(
+                "amount", held.column("amount").cast(TOTAL_TYPE)).group_by(
+                ["currency", "application_key"], use_threads=False).aggregate(
+                [("amount", "sum")])
+            for currency, app_key, amount in zip(*(sums.column(c).to_pylist() for c in (
+                    "currency", "application_key", "amount_sum")), strict=True):
                 if amount is not None:
                     money[(currency, app_key)] = (money.get((currency, app_key), Decimal(0))
                                                   + amount)
 
     def _duplicate_rejects(self, source_file: str, lines: list[int], reasons: list[str]
-                           ) -> list[Reject]:
-        """Later copies as rejects, with their text from the file read (the stream has ended,
-        so every file's copy is whole): duplicates were valid lines, and the text is the
-        evidence of what was sent twice."""
+                           ) -> pa.Table:
+        """Later copies as rejects (`reject_rows`), with their text from the file read (the
+        stream has ended, so every file's copy is whole): duplicates were valid lines, and
+        the text is the evidence of what was sent twice."""
         texts = self.raw_lines(source_file, set(lines)) if self.raw_lines else {}
-        return [Reject(line, texts.get(line), (reason,))
-                for line, reason in zip(lines, reasons, strict=True)]
+        return reject_table(lines, [texts.get(n) for n in lines], reasons)
 
     def add_rejects(self, source_file: str, rejects: list[Reject] | Iterable[pa.Table]
                     ) -> None:
@@ -322,7 +325,7 @@ class DayLoad:
             lines.append(int(line))
             copy_reasons.append(reason)
         for copy, (lines, copy_reasons) in lines_of_copies.items():
-            self.add_rejects(copy, self._duplicate_rejects(copy, lines, copy_reasons))
+            self.add_rejects(copy, (self._duplicate_rejects(copy, lines, copy_reasons),))
         self._scratch("cdr_copies", "id VARCHAR, source_file VARCHAR, source_line BIGINT, "
                       "reason VARCHAR", pa.table({
                           "id": pa.array([value for _, _, value, *_ in found], pa.string()),
@@ -439,10 +442,14 @@ REJECT_ROWS = pa.schema([("source_line", pa.int64()), ("raw_line", pa.string()),
 
 def reject_rows(rejects: list[Reject]) -> pa.Table:
     """Rejects as the columns of `cdr_rejects` they fill (their reasons `; `-separated)."""
-    return pa.Table.from_arrays([
-        pa.array([r.line for r in rejects], pa.int64()),
-        pa.array([r.raw_line for r in rejects], pa.string()),
-        pa.array(["; ".join(r.reasons) for r in rejects], pa.string())], schema=REJECT_ROWS)
+    return reject_table([r.line for r in rejects], [r.raw_line for r in rejects],
+                        ["; ".join(r.reasons) for r in rejects])
+
+
+def reject_table(lines: Sequence[int], raw_lines: Sequence[str | None],
+                 reasons: Sequence[str]) -> pa.Table:
+    return pa.Table.from_arrays([pa.array(lines, pa.int64()), pa.array(raw_lines, pa.string()),
+                                 pa.array(reasons, pa.string())], schema=REJECT_ROWS)
 
 
 def _by_file(rows: pa.Table) -> Iterator[tuple[str, pa.Table]]:
