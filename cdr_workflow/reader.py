@@ -47,7 +47,8 @@ from cdr_workflow.records import (
     slice_records,
     well_formed,
 )
-from cdr_workflow.values import suspects, typed_columns, validate
+from cdr_workflow.seen_ids import SeenIds, id_hashes
+from cdr_workflow.values import duplicate_in_file, suspects, typed_columns, validate
 
 DEFAULT_BLOCK_BYTES = 8 * 1024 * 1024  # measured: faster and leaner than 4 or 16 MiB
 PARSE_BLOCK_BYTES = 1024 * 1024  # pyarrow's unit of parallel parsing
@@ -112,7 +113,8 @@ def read_cdr_file(
 ) -> Iterator[Chunk]:
     """Yield chunks of the file. `header=None` detects a header row by its field names;
     `copy_to` receives the file's text as read (decompressed, UTF-8); `unique_ids=False`
-    leaves duplicate ids to the caller (a day's load finds them across files and days)."""
+    leaves duplicate ids to the caller (a day's load finds them across files and days), else
+    a later copy of an id is a reject, in its block or after it (`_EarlierBlocks`)."""
     kind = kind_of(kind) if isinstance(kind, str) else kind
     raw = decompressed(stream, source)
     column_map: ColumnMap | None = None
@@ -120,6 +122,7 @@ def read_cdr_file(
     newlines_before = 0  # newlines before the current block: gives absolute line numbers
     carry = b""
     first = True
+    earlier = _EarlierBlocks(kind.id_column) if unique_ids else None
     with _Blocks(unique_ids) as blocks:
         while True:
             try:
@@ -155,7 +158,8 @@ def read_cdr_file(
                 column_map = new_map or column_map
                 if len(segment.starts):
                     blocks.submit(buf, segment, column_map)
-            yield from blocks.ready(final)
+            for chunk in blocks.ready(final):
+                yield earlier.judged(chunk) if earlier else chunk
             if final:
                 return
 
@@ -163,8 +167,8 @@ def read_cdr_file(
 class _Blocks:
     """Blocks typed side by side (READ_THREADS), their chunks handed on in file order.
     Suspect rows are held for the schema and judged together (it runs once, not per block),
-    bounded in number and never across a change of layout or, when ids must be unique,
-    across blocks."""
+    bounded in number and never across a change of layout; when ids must be unique, each
+    block's are judged with it, so that every block's rows come before the next block's."""
 
     def __init__(self, unique_ids: bool):
         self.unique_ids = unique_ids
@@ -182,8 +186,11 @@ class _Blocks:
         while self.pending and (final or len(self.pending) > READ_THREADS):
             chunk, suspect = self.pending.popleft().result()
             yield chunk
+            if self.unique_ids:  # a block's rows all handed on before the next block's
+                yield suspect.judged(True)
+                continue
             held = self.held
-            if held is not None and (self.unique_ids or held.column_map != suspect.column_map
+            if held is not None and (held.column_map != suspect.column_map
                                      or held.rows.num_rows >= HELD_ROWS):
                 yield held.judged(self.unique_ids)
                 held = None
@@ -268,6 +275,52 @@ def _split_at_headers(buf: bytes, records: Records, kind: Kind, source: str,
                                      True, int(records.lines[i]))
         begin = i + 1
     yield slice_records(records, begin, len(starts)), new_map
+
+
+class _EarlierBlocks:
+    """The ids a file's earlier blocks handed on, by their 64-bit hash, with their lines: the
+    schema finds an id's later copies within a block, these the copies of an id accepted in
+    a block before. A later copy is rejected naming the first one's line, without its text
+    (the block's clean rows do not keep it); a hash shared by two ids would reject the later
+    as a copy, about once in 10^7 files of 1M ids (the day's load settles copies exactly)."""
+
+    def __init__(self, id_column: str):
+        self.id_column = id_column
+        self.seen = SeenIds()
+        self.blocks: list[tuple[np.ndarray, np.ndarray]] = []  # sorted hashes, their lines
+
+    def judged(self, chunk: Chunk) -> Chunk:
+        if not chunk.rows.num_rows:
+            return chunk
+        hashes = SeenIds.storable(id_hashes(chunk.rows.column(self.id_column)))
+        lines = chunk.rows.column("source_line").to_numpy()
+        copies = list(self._first_lines(chunk, hashes, self.seen.add(hashes)))
+        if copies:
+            keep = np.ones(len(lines), dtype=bool)
+            keep[[row for row, _, _ in copies]] = False
+            rejects = [Reject(int(lines[row]), None, (duplicate_in_file(value, first),))
+                       for row, value, first in copies]
+            chunk = Chunk(chunk.rows.filter(pa.array(keep)), chunk.rejects + rejects,
+                          chunk.drift)
+            hashes, lines = hashes[keep], lines[keep]
+        if len(hashes):
+            order = np.argsort(hashes)
+            self.blocks.append((hashes[order], lines[order]))
+        return chunk
+
+    def _first_lines(self, chunk: Chunk, hashes: np.ndarray, again: np.ndarray
+                     ) -> Iterator[tuple[int, object, int]]:
+        """Row, id and first line of each row whose id an earlier block handed on."""
+        rows = np.flatnonzero(again)
+        first = np.zeros(len(rows), dtype=np.int64)
+        for sorted_hashes, lines in self.blocks:  # in file order: the first found is first
+            open_rows = first == 0
+            at = np.minimum(np.searchsorted(sorted_hashes, hashes[rows]), len(lines) - 1)
+            found = open_rows & (sorted_hashes[at] == hashes[rows])
+            first[found] = lines[at[found]]
+        ids = chunk.rows.column(self.id_column).take(pa.array(rows, pa.int64())).to_pylist()
+        return ((int(row), value, int(line))
+                for row, value, line in zip(rows, ids, first, strict=True) if line)
 
 
 def raw_text(record: bytes, encoding: str = "utf-8") -> str:

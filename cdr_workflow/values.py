@@ -321,12 +321,15 @@ def _first_rows(frame: pd.DataFrame, id_column: str) -> dict[object, int]:
     return {v: int(i) for i, v in ids[~ids.duplicated(keep="first")].items()}
 
 
+def duplicate_in_file(value: object, first_line: int) -> str:
+    return f"duplicate id, earlier in the same file: {value} is at line {first_line}"
+
+
 def _reason(layout: Layout, frame: pd.DataFrame, row: int, column: str, check: str,
             context: str, value: object, first_row: dict[object, int],
             lines: np.ndarray) -> str:
     if check == "field_uniqueness":
-        return (f"duplicate id, earlier in the same file: {value} is at line "
-                f"{int(lines[first_row[value]])}")
+        return duplicate_in_file(value, int(lines[first_row[value]]))
     if context == "DataFrameSchema":  # a rule across columns: quote the values it compared
         order = next((o for o in layout.time_orders if check.startswith(o.later)), None)
         if order is None:

@@ -301,3 +301,24 @@ def test_arrow_memory_comes_from_jemalloc_unless_the_user_chose(chosen: str | No
     used = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, check=True).stdout.strip()
     assert used == (chosen or "jemalloc")
+
+
+@pytest.mark.parametrize("block_bytes", [1024, 1 << 20])
+def test_a_later_copy_of_an_id_is_rejected_in_its_block_or_after_it(block_bytes):
+    """A file read in several blocks: each later copy of an id, in the same block or in a
+    later one, is rejected naming the line of the first copy, as the day's load would; the
+    reference is the file's lines counted in plain Python."""
+    ids = [f"call-{n % 37}" if n % 3 else f"call-{n}" for n in range(300)]
+    text = PT_HEADER + "\n" + "".join(line(pt_row(i)) + "\n" for i in ids)
+    first: dict[str, int] = {}
+    expected = {}
+    for number, call in enumerate(ids, start=2):  # line 1 is the header
+        if call in first:
+            expected[number] = (f"duplicate id, earlier in the same file: {call} is at line "
+                                f"{first[call]}",)
+        first.setdefault(call, number)
+    chunks = read_text(text, block_bytes=block_bytes)
+    assert block_bytes > len(text) or len(chunks) > 4  # the small blocks do split the file
+    rows, rejects = rows_and_rejects(text, block_bytes=block_bytes)
+    assert {r.line: r.reasons for r in rejects} == expected
+    assert sorted(r["source_line"] for r in rows) == sorted(first.values())
