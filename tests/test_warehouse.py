@@ -427,6 +427,39 @@ def test_a_call_is_in_the_warehouse_once_whatever_the_order_of_deliveries(wareho
     assert sum(decode_amounts(ledger).values()) == Decimal(str(table_total))  # money came back
 
 
+def test_a_day_re_delivered_in_full_on_another_day_is_settled_page_by_page(
+        warehouse, source, monkeypatch):
+    """Every row of two files is a copy of an earlier day's: settled a few at a time, each
+    rejected with its text and its first copy's place, none lost, none loaded twice."""
+    monkeypatch.setattr(day_load, "SETTLE_ROWS", 4)
+    d20 = DAY - dt.timedelta(days=1)
+    calls = [f"call-{n:02}" for n in range(11)]
+    write(source, f"voice_{d20}.csv", [pt_row(c, CallTime=f"{d20}T10:00:00Z", AnswerTime="")
+                                       for c in calls])
+    load_day(source, warehouse, VOICE, d20, "run-1")
+    files = {f"voice_1_{DAY}.csv": calls[:6] + ["new-1"], f"voice_2_{DAY}.csv": calls[6:]}
+    texts = {name: write(source, name, [pt_row(c, Amount="1.5") for c in ids]
+                         ).read_text().splitlines() for name, ids in files.items()}
+    load_day(source, warehouse, VOICE, DAY, "run-2")
+    first_line = {c: n for n, c in enumerate(calls, start=2)}
+    assert sorted(warehouse.query("SELECT source_file, source_line, raw_line, reasons FROM "
+                                  "cdr_rejects WHERE cdr_date = ?", (DAY,))) == sorted(
+        (name, n, texts[name][n - 1],
+         f"duplicate id, already loaded for another day: {c} is in voice_{d20}.csv line "
+         f"{first_line[c]} (cdr_date {d20})")
+        for name, ids in files.items() for n, c in enumerate(ids, start=2) if c in first_line)
+    assert warehouse.query("SELECT call_id FROM voice_cdrs WHERE cdr_date = ?",
+                           (DAY,)) == [("new-1",)]
+    assert sorted(warehouse.query("SELECT call_id FROM voice_cdrs_held")) == [
+        (c,) for c in calls]
+    assert sorted(warehouse.query("SELECT source_file, rows_read, rows_loaded, rows_rejected "
+                                  "FROM cdr_files WHERE cdr_date = ?", (DAY,))) == [
+        (f"voice_1_{DAY}.csv", 7, 1, 6), (f"voice_2_{DAY}.csv", 5, 0, 5)]
+    ((ledger,),) = warehouse.query("SELECT amount_totals FROM cdr_files WHERE source_file = ?",
+                                   (f"voice_1_{DAY}.csv",))
+    assert decode_amounts(ledger) == {("EUR", "app-1"): Decimal("1.5")}  # new-1's alone
+
+
 def test_copies_restored_together_each_return_to_their_own_file_with_their_money(
         warehouse, source):
     """Many copies held across files and days, restored by one re-delivery: each file's

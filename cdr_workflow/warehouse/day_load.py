@@ -305,18 +305,36 @@ class DayLoad:
         days = self.warehouse.days_sharing_ids(self.con, table, key, self.day)
         if days == []:
             return
-        on_days, params = among_days("cdr_date", days)
-        elsewhere, other = other_days("cdr_date", self.day)
-        found = self._run(f"""SELECT n.source_file, n.source_line, n.{key}, o.source_file,
-              o.source_line, o.cdr_date FROM {table} n JOIN (
-              SELECT {key}, source_file, source_line, cdr_date, ROW_NUMBER() OVER (
-                PARTITION BY {key} ORDER BY cdr_date, source_file, source_line) AS copy_number
-              FROM {table} WHERE {elsewhere}{on_days} AND {key} IN (
-                SELECT {key} FROM {table} WHERE cdr_date = ?)) o
-              ON o.{key} = n.{key} AND o.copy_number = 1
-            WHERE n.cdr_date = ?""", (*other, *params, self.day, self.day))
-        if not found:
-            return
+        on_days, params = among_days("o.cdr_date", days)
+        elsewhere, other = other_days("o.cdr_date", self.day)
+        # kept in the warehouse and settled a page at a time: a file re-delivered on another
+        # day is a copy in full (1M rows fetched at once ran out of DuckDB's memory, and so did
+        # DuckDB's semi-join of the other days' rows with the day's ids before this join)
+        self._run("CREATE TEMP TABLE IF NOT EXISTS cdr_copy_of (source_file VARCHAR, "
+                  "source_line BIGINT, id VARCHAR, first_file VARCHAR, first_line BIGINT, "
+                  "first_day DATE)")
+        self._run("DELETE FROM cdr_copy_of")
+        self._run(f"""INSERT INTO cdr_copy_of SELECT source_file, source_line, id, first_file,
+              first_line, first_day FROM (
+              SELECT n.source_file, n.source_line, n.{key} AS id, o.source_file AS first_file,
+                o.source_line AS first_line, o.cdr_date AS first_day, ROW_NUMBER() OVER (
+                  PARTITION BY n.source_file, n.source_line
+                  ORDER BY o.cdr_date, o.source_file, o.source_line) AS copy_number
+              FROM {table} n JOIN {table} o ON o.{key} = n.{key}
+              WHERE n.cdr_date = ? AND {elsewhere}{on_days}) copies
+            WHERE copy_number = 1""", (self.day, *other, *params))
+        after: tuple[str, int] = ("", 0)  # the last copy settled, by file and line
+        while found := self._run(
+                "SELECT * FROM cdr_copy_of WHERE source_file > ? OR (source_file = ? AND "
+                f"source_line > ?) ORDER BY source_file, source_line LIMIT {SETTLE_ROWS}",
+                (after[0], *after)):
+            self._settle_copies_of_other_days(found)
+            after = (found[-1][0], int(found[-1][1]))
+
+    def _settle_copies_of_other_days(self, found: list[tuple]) -> None:
+        """Copies (file, line, id; its first copy's file, line and day): rejected, held,
+        their money taken off, out of the table."""
+        table, key = self.table.name, self.kind.id_column
         reasons = [self._duplicate_reason(value, file, int(line), as_date(day), copy)
                    for copy, _, value, file, line, day in found]
         lines_of_copies: dict[str, tuple[list[int], list[str]]] = {}
