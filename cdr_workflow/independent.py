@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from cdr_workflow.duckdb_connect import connect
 from cdr_workflow.header import normalise, spellings
 from cdr_workflow.kinds import Kind
 from cdr_workflow.warehouse.day_load import AmountKey
@@ -120,8 +121,7 @@ def _grouped(con: duckdb.DuckDBPyConnection, rows: str, params: list, where: dic
 def _engine() -> duckdb.DuckDBPyConnection:
     # DuckDB's default would let a big file's reading take most of the machine's memory
     spill = Path(tempfile.gettempdir()) / "cdr-independent-spill"
-    return duckdb.connect(":memory:", config={"memory_limit": "256MB",
-                                              "temp_directory": str(spill)})
+    return connect(":memory:", config={"memory_limit": "256MB", "temp_directory": str(spill)})
 
 
 def _first_fields(path: Path) -> list[str]:

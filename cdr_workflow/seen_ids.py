@@ -14,6 +14,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from cdr_workflow.duckdb_connect import connect
+
 
 def id_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """DuckDB's 64-bit hash of each id (equal ids hash alike), on a connection of its own."""
@@ -58,7 +60,7 @@ def _first_of_each(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.cache
 def _hasher() -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(":memory:", config={"threads": 1})
+    return connect(":memory:", config={"threads": 1})
 
 
 class SeenIds:

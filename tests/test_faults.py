@@ -201,3 +201,23 @@ def test_a_file_breaking_after_a_late_column_fills_keeps_the_day(tmp_path, wareh
     assert warehouse.query("SELECT call_id, custom, load_id FROM voice_cdrs ORDER BY 1") == before
     if warehouse_url.startswith("postgres"):  # the failure came during the second COPY
         assert [("custom" in columns) for columns in copies] == [False, True]
+
+
+def test_duckdb_never_draws_its_progress_bar_on_standard_output(tmp_path):
+    """DuckDB draws one for a query over 2 s, on standard output: into a run's captured log,
+    a terminal, or a parent reading the load's lines (which read it in place of its own).
+    Asked of a process of its own, as a load runs: inside pytest DuckDB draws none anyway."""
+    script = textwrap.dedent("""
+        import sys
+        from cdr_workflow.independent import _engine
+        from cdr_workflow.seen_ids import _hasher
+        from cdr_workflow.warehouse import open_warehouse
+
+        setting = "SELECT current_setting('enable_progress_bar')"
+        warehouse = open_warehouse(f"duckdb:///{sys.argv[1]}/warehouse.duckdb")
+        others = (_engine().cursor(), _hasher().cursor())
+        print([*warehouse.query(setting)[0], *(c.execute(setting).fetchone()[0] for c in others)])
+    """)
+    shown = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+                           text=True, check=True).stdout
+    assert shown.strip() == "[False, False, False]"

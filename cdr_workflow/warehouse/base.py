@@ -123,6 +123,11 @@ class Warehouse(ABC):
         cur = con.execute(sql, params)
         return cur.fetchall() if cur.description else []
 
+    def fetch_arrow(self, con: Any, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """`execute`'s rows as Arrow: many rows, without a Python object per value on the
+        way (PostgreSQL's driver: 245k rows of six columns fetched in 7 s as tuples)."""
+        return con.sql(sql, params=list(params)).to_arrow_table()
+
     @contextmanager
     def session(self) -> Iterator[None]:
         """Hold one connection across many operations (a backfill's days): opening and

@@ -312,10 +312,11 @@ class DayLoad:
         # DuckDB's semi-join of the other days' rows with the day's ids before this join)
         self._run("CREATE TEMP TABLE IF NOT EXISTS cdr_copy_of (source_file VARCHAR, "
                   "source_line BIGINT, id VARCHAR, first_file VARCHAR, first_line BIGINT, "
-                  "first_day DATE)")
+                  "first_day DATE, page BIGINT)")
         self._run("DELETE FROM cdr_copy_of")
         self._run(f"""INSERT INTO cdr_copy_of SELECT source_file, source_line, id, first_file,
-              first_line, first_day FROM (
+              first_line, first_day, FLOOR((ROW_NUMBER() OVER (
+                ORDER BY source_file, source_line) - 1) / {SETTLE_ROWS}) FROM (
               SELECT n.source_file, n.source_line, n.{key} AS id, o.source_file AS first_file,
                 o.source_line AS first_line, o.cdr_date AS first_day, ROW_NUMBER() OVER (
                   PARTITION BY n.source_file, n.source_line
@@ -323,13 +324,14 @@ class DayLoad:
               FROM {table} n JOIN {table} o ON o.{key} = n.{key}
               WHERE n.cdr_date = ? AND {elsewhere}{on_days}) copies
             WHERE copy_number = 1""", (self.day, *other, *params))
-        after: tuple[str, int] = ("", 0)  # the last copy settled, by file and line
-        while found := self._run(
-                "SELECT * FROM cdr_copy_of WHERE source_file > ? OR (source_file = ? AND "
-                f"source_line > ?) ORDER BY source_file, source_line LIMIT {SETTLE_ROWS}",
-                (after[0], *after)):
-            self._settle_copies_of_other_days(found)
-            after = (found[-1][0], int(found[-1][1]))
+        for page in itertools.count():
+            found = self.warehouse.fetch_arrow(
+                self.con, "SELECT source_file, source_line, id, first_file, first_line, "
+                "first_day FROM cdr_copy_of WHERE page = ?", (page,))
+            if not found.num_rows:
+                break
+            self._settle_copies_of_other_days(list(zip(*(
+                column.to_pylist() for column in found.columns), strict=True)))
 
     def _settle_copies_of_other_days(self, found: list[tuple]) -> None:
         """Copies (file, line, id; its first copy's file, line and day): rejected, held,

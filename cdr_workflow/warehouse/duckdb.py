@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from cdr_workflow.duckdb_connect import connect
 from cdr_workflow.kinds import KINDS
 from cdr_workflow.seen_ids import ID_HASH_SQL
 from cdr_workflow.warehouse.base import Warehouse, as_date, other_days
@@ -97,7 +98,7 @@ class DuckDBWarehouse(Warehouse):
         delay = 0.1
         while True:
             try:
-                return duckdb.connect(str(self.path))
+                return connect(str(self.path))
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     raise

@@ -41,6 +41,7 @@ from pyiceberg.table import Table as IcebergTable
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.utils.config import Config
 
+from cdr_workflow.duckdb_connect import connect
 from cdr_workflow.warehouse.base import Warehouse
 from cdr_workflow.warehouse.tables import ALL_TABLES, CDR_TABLES, FILES, Table
 
@@ -171,7 +172,7 @@ class WorkingCopy:
         self._iceberg: dict[str, IcebergTable] = {}  # CDR table → the snapshot viewed
 
     def _new_db(self) -> duckdb.DuckDBPyConnection:
-        db = duckdb.connect()
+        db = connect()
         db.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         db.execute(f"SET temp_directory = '{self._spill.name}'")
         db.execute("SET TimeZone = 'UTC'")
@@ -215,14 +216,22 @@ class WorkingCopy:
     # -- statements ----------------------------------------------------------------------
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> duckdb.DuckDBPyConnection:
-        for name in set(TABLE_NAMES.findall(sql)):
-            self._use(name)
+        self._use_tables_of(sql)
         target = WRITE.match(sql)
         if target and target.group(1) in TABLES:
             self._written.add(target.group(1))
             if target.group(1) in CDR_TABLE_NAMES:
                 sql = self._cdr_write(target.group(1), sql, params)
         return self.db.execute(sql, params)
+
+    def sql(self, sql: str, params: Sequence[Any] = ()) -> duckdb.DuckDBPyRelation:
+        """A query's result as a relation (its Arrow without DB-API's extra copy)."""
+        self._use_tables_of(sql)
+        return self.db.sql(sql, params=list(params))
+
+    def _use_tables_of(self, sql: str) -> None:
+        for name in set(TABLE_NAMES.findall(sql)):
+            self._use(name)
 
     def append(self, name: str, rows: pa.Table) -> None:
         if name in TABLES:
@@ -322,7 +331,7 @@ class WorkingCopy:
         for attempt in range(COMMIT_ATTEMPTS):
             iceberg = self.warehouse.iceberg_table(name)
             current = _conform(iceberg.scan(row_filter=In(part, changed)).to_arrow(), table)
-            merged = duckdb.connect()
+            merged = connect()
             merged.register("current_rows", current)
             merged.register("removed_rows", removed)
             merged.register("added_rows", added)

@@ -241,6 +241,11 @@ class PostgresWarehouse(Warehouse):
             cur.execute(_numbered(sql), params or None)
             return cur.fetchall() if cur.description else []
 
+    def fetch_arrow(self, con: Any, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        with con.cursor() as cur:
+            cur.execute(_numbered(sql), params or None)
+            return cur.fetch_arrow_table()
+
     def id_index_fit(self, table: str, id_column: str) -> CacheFit | None:
         """The hash index on the ids against shared_buffers. A load inserts its ids at random
         places across the whole index; once the index is larger, inserts wait for pages read
